@@ -1,0 +1,227 @@
+"""What every query strategy shares: the pool and batch-size checks and modAL's call contract.
+
+A strategy subclasses :class:`QueryStrategy` and implements two hooks:
+
+``_validate_params(self)``
+    check the hyper-parameters (called once at the start of :meth:`fit`);
+``_fit(self, X_pool, estimator, X_labeled, y_labeled)``
+    compute whatever depends on the pool and the model (features, embeddings, scores) and
+    store it in attributes ending in ``_``;
+``_query(self, n_instances) -> (indices, scores)``
+    pick ``n_instances`` distinct pool indices; ``scores`` (same length, or ``None``) is what
+    modAL 0.4.2.1 receives as its "metrics".
+
+The base class turns that into the scikit-learn style ``fit(X_pool, estimator)`` /
+``query(n_instances)`` / ``fit_query`` API and into a callable with modAL's query-strategy
+signature ``strategy(classifier, X_pool, n_instances=1, **kwargs)``, answering in the form the
+installed modAL release expects (bare indices for 0.4.1; ``(indices, metrics)`` for 0.4.2.1,
+which otherwise calls the strategy twice or mis-reads a batch of two).
+"""
+from __future__ import annotations
+
+import inspect
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._utils import check_int
+
+__all__ = ["QueryStrategy", "check_pool", "check_n_instances", "wants_metrics"]
+
+
+def wants_metrics(learner) -> bool:
+    """True when ``learner`` is a modAL >= 0.4.2 learner whose ``query`` expects ``(indices, metrics)``.
+
+    modAL 0.4.2.1 added ``return_metrics`` to ``BaseLearner.query`` and ``BaseCommittee.query``
+    and unpacks the strategy's answer as a pair; 0.4.1 expects bare indices.
+    """
+    query = getattr(type(learner), "query", None)
+    if query is None or not type(learner).__module__.startswith("modAL"):
+        return False
+    try:
+        return "return_metrics" in inspect.signature(query).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _num_samples(X) -> int:
+    if hasattr(X, "shape") and len(getattr(X, "shape", ())) > 0:
+        return int(X.shape[0])
+    if hasattr(X, "__len__"):
+        return len(X)
+    raise TypeError(
+        f"X_pool must be an array-like with a first dimension (numpy array, torch tensor, "
+        f"DataFrame, list); got {type(X).__name__}."
+    )
+
+
+def _non_finite_row(X):
+    """Index of the first row with NaN/inf in a numeric X, else None (non-numeric X: None)."""
+    try:
+        import torch
+
+        if isinstance(X, torch.Tensor):
+            if not X.is_floating_point():
+                return None
+            bad = ~torch.isfinite(X.reshape(X.shape[0], -1)).all(dim=1)
+            return int(bad.nonzero()[0, 0]) if bool(bad.any()) else None
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+    if hasattr(X, "tocsr"):  # scipy sparse
+        data = X.tocsr()
+        if not np.issubdtype(data.dtype, np.floating) or np.isfinite(data.data).all():
+            return None
+        rows = np.repeat(np.arange(data.shape[0]), np.diff(data.indptr))
+        return int(rows[~np.isfinite(data.data)][0])
+    try:
+        arr = np.asarray(X)
+    except Exception:  # ragged lists, exotic containers: nothing to check
+        return None
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or arr.ndim == 0:
+        return None
+    if np.issubdtype(arr.dtype, np.integer):
+        return None
+    bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
+def _expected_n_features(estimator):
+    """``n_features_in_`` of the (possibly wrapped) fitted estimator, or None."""
+    seen = 0
+    while estimator is not None and seen < 5:
+        n = getattr(estimator, "n_features_in_", None)
+        if isinstance(n, numbers.Integral):
+            return int(n)
+        if hasattr(estimator, "learner_list") and estimator.learner_list:
+            estimator = estimator.learner_list[0]
+        else:
+            estimator = getattr(estimator, "estimator", None)
+        seen += 1
+    return None
+
+
+def check_pool(X_pool, estimator=None, name: str = "X_pool") -> int:
+    """Validate the pool and return its size.
+
+    Raises a ``ValueError`` for an empty pool, for NaN/inf in a numeric pool (naming the first
+    bad row) and, when the fitted estimator records ``n_features_in_``, for a pool with a
+    different number of features.
+    """
+    if X_pool is None:
+        raise ValueError(f"{name} is None; pass the unlabeled pool as an array-like.")
+    n = _num_samples(X_pool)
+    if n == 0:
+        raise ValueError(f"{name} is empty: there is nothing to query. Pass at least one sample.")
+    row = _non_finite_row(X_pool)
+    if row is not None:
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at row {row}); impute or drop those rows "
+            "before querying."
+        )
+    expected = _expected_n_features(estimator) if estimator is not None else None
+    shape = getattr(X_pool, "shape", None)
+    if expected is not None and shape is not None and len(shape) == 2 and shape[1] != expected:
+        raise ValueError(
+            f"{name} has {shape[1]} features but the estimator was fitted with {expected}; "
+            "pass a pool with the same columns as the training data."
+        )
+    return n
+
+
+def check_n_instances(n_instances, n_pool: int) -> int:
+    """``n_instances`` must be an integer in ``[1, n_pool]``."""
+    return check_int(
+        n_instances, "n_instances", min_val=1, max_val=n_pool,
+        max_hint=f"It exceeds the pool size {n_pool}; ask for at most {n_pool}.",
+    )
+
+
+class QueryStrategy(BaseEstimator):
+    """Base class: scikit-learn style ``fit``/``query`` plus modAL's strategy signature.
+
+    Learned attributes set by every strategy: ``n_pool_`` (pool size seen by ``fit``) and
+    ``indices_`` (the last batch, numpy ``int64``).
+    """
+
+    # -- hooks -------------------------------------------------------------------------
+    def _validate_params(self):  # pragma: no cover - overridden
+        pass
+
+    def _fit(self, X_pool, estimator, X_labeled, y_labeled):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _query(self, n_instances):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- scikit-learn style API ---------------------------------------------------------
+    def fit(self, X_pool, estimator, *, X_labeled=None, y_labeled=None):
+        """Compute everything the query needs from the pool and the fitted ``estimator``.
+
+        Parameters
+        ----------
+        X_pool : array-like of shape (n_samples, ...)
+            The unlabeled pool.
+        estimator : object
+            A fitted classifier (scikit-learn estimator, pipeline, ensemble, skorch net, modAL
+            ``ActiveLearner`` or ``Committee``).
+        X_labeled, y_labeled : array-like, optional
+            Labeled data; when omitted it is taken from a modAL learner (``X_training``).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        self.n_pool_ = check_pool(X_pool, estimator)
+        self._fit(X_pool, estimator, X_labeled, y_labeled)
+        return self
+
+    def query(self, n_instances: int = 1) -> np.ndarray:
+        """Return ``n_instances`` distinct pool indices (numpy ``int64``) after :meth:`fit`."""
+        check_is_fitted(self, "n_pool_")
+        n_instances = check_n_instances(n_instances, self.n_pool_)
+        indices, scores = self._query(n_instances)
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if (
+            indices.shape[0] != n_instances
+            or np.unique(indices).shape[0] != n_instances
+            or indices.min() < 0
+            or indices.max() >= self.n_pool_
+        ):  # an internal bug, never the user's fault: fail loudly rather than mislabel data
+            raise RuntimeError(
+                f"{type(self).__name__} produced an invalid batch {indices!r}; please report this."
+            )
+        self.indices_ = indices
+        self.query_scores_ = (
+            np.full(n_instances, np.nan) if scores is None else np.asarray(scores, dtype=float)
+        )
+        return indices
+
+    def fit_query(self, X_pool, estimator, n_instances: int = 1, *, X_labeled=None,
+                  y_labeled=None) -> np.ndarray:
+        """:meth:`fit` then :meth:`query` in one call; ``n_instances`` is checked first."""
+        check_n_instances(n_instances, check_pool(X_pool))
+        return self.fit(X_pool, estimator, X_labeled=X_labeled, y_labeled=y_labeled).query(
+            n_instances
+        )
+
+    # -- modAL ----------------------------------------------------------------------------
+    def __call__(self, classifier, X_pool, n_instances: int = 1, **kwargs):
+        """modAL's query-strategy signature.
+
+        Returns bare indices for modAL 0.4.1 (and for any non-modAL caller) and
+        ``(indices, metrics)`` for modAL 0.4.2.x learners, so ``learner.query`` calls the
+        strategy exactly once in both releases.
+        """
+        unknown = set(kwargs) - {"X_labeled", "y_labeled"}
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected keyword argument(s) {sorted(unknown)}; "
+                "it accepts n_instances, X_labeled and y_labeled."
+            )
+        indices = self.fit_query(X_pool, classifier, n_instances, **kwargs)
+        if wants_metrics(classifier):
+            return indices, self.query_scores_
+        return indices

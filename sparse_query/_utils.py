@@ -1,0 +1,152 @@
+"""Small shared helpers: device and dtype resolution, seeded generators, checks.
+
+Nothing here knows about modAL, skorch or any estimator.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+__all__ = [
+    "resolve_device",
+    "resolve_dtype",
+    "numpy_rng",
+    "torch_generator",
+    "check_int",
+    "check_float",
+    "check_option",
+]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float": torch.float32,
+    "double": torch.float64,
+}
+
+
+def resolve_device(device, name: str = "device") -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device`` into a device.
+
+    ``"auto"`` (and ``None``) picks CUDA when it is available, the CPU otherwise. Asking for
+    CUDA on a machine without it is an error rather than a silent fallback.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ValueError(
+                f"{name}={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+            ) from None
+    else:
+        raise TypeError(
+            f"{name} must be a string such as 'auto', 'cpu' or 'cuda', or a torch.device; "
+            f"got {type(device).__name__}."
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{name}={device!r} was requested but CUDA is not available on this machine; "
+                "use device='cpu' or device='auto'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{name}={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    elif dev.type not in ("cpu", "mps"):
+        raise ValueError(f"{name}={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
+    return dev
+
+
+def resolve_dtype(dtype, name: str = "dtype") -> torch.dtype:
+    """Accept ``"float32"``, ``"float64"``, ``torch.float32``, ``torch.float64`` or numpy's."""
+    if isinstance(dtype, torch.dtype):
+        if dtype in (torch.float32, torch.float64):
+            return dtype
+    elif isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    else:
+        try:
+            np_dtype = np.dtype(dtype)
+        except TypeError:
+            np_dtype = None
+        if np_dtype == np.float32:
+            return torch.float32
+        if np_dtype == np.float64:
+            return torch.float64
+    raise ValueError(f"{name}={dtype!r} is not supported; use 'float32' or 'float64'.")
+
+
+def numpy_rng(random_state) -> np.random.Generator:
+    """A local ``numpy.random.Generator`` from ``None``, an int, a ``RandomState`` or a Generator.
+
+    Never touches the global seed.
+    """
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.integer)):
+        if isinstance(random_state, (bool, np.bool_)):
+            raise TypeError("random_state must be None, an int or a numpy Generator; got a bool.")
+        if random_state is not None and random_state < 0:
+            raise ValueError(f"random_state={random_state} must be a non-negative integer.")
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise TypeError(
+        "random_state must be None, an int, a numpy.random.Generator or RandomState; "
+        f"got {type(random_state).__name__}."
+    )
+
+
+def torch_generator(random_state, device="cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (see :func:`numpy_rng`)."""
+    seed = int(numpy_rng(random_state).integers(0, 2**63 - 1))
+    gen = torch.Generator(device=torch.device(device))
+    gen.manual_seed(seed)
+    return gen
+
+
+def check_int(value, name: str, *, min_val=None, max_val=None, max_hint: str = "") -> int:
+    """Check that ``value`` is an integer (not a bool) within bounds; return it as ``int``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__}).")
+    value = int(value)
+    if min_val is not None and value < min_val:
+        raise ValueError(f"{name}={value} must be >= {min_val}.")
+    if max_val is not None and value > max_val:
+        hint = f" {max_hint}" if max_hint else ""
+        raise ValueError(f"{name}={value} must be <= {max_val}.{hint}")
+    return value
+
+
+def check_float(value, name: str, *, min_val=None, max_val=None, min_inclusive=True,
+                allow_none=False):
+    """Check that ``value`` is a finite real number within bounds; return it as ``float``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name}={value} must be finite.")
+    if min_val is not None:
+        if min_inclusive and value < min_val:
+            raise ValueError(f"{name}={value} must be >= {min_val}.")
+        if not min_inclusive and value <= min_val:
+            raise ValueError(f"{name}={value} must be > {min_val}.")
+    if max_val is not None and value > max_val:
+        raise ValueError(f"{name}={value} must be <= {max_val}.")
+    return value
+
+
+def check_option(value, name: str, options) -> str:
+    """Check that ``value`` is one of ``options`` (strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name}={value!r} is not one of {sorted(options)}.")
+    return value

@@ -1,0 +1,16 @@
+import os
+
+import pytest
+import torch
+
+# Keep CI's 2 cores busy with the tests, not with oversubscribed BLAS threads.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+CUDA = torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_gpu = pytest.mark.skip(reason="needs CUDA; none on this machine")
+    for item in items:
+        if "gpu" in item.keywords and not CUDA:
+            item.add_marker(skip_gpu)
