@@ -1,0 +1,178 @@
+"""BADGE (Ash et al., 2020): k-means++ seeding on hallucinated-label gradient embeddings.
+
+The embedding of pool point ``j`` is ``e_j = a_j (outer) h_j`` with ``a_j = p_j - onehot(argmax p_j)``
+and ``h_j`` the (bias-augmented) penultimate features; it is never materialised. Distances use
+the factored form
+
+    ||a_i (x) h_i - a_c (x) h_c||^2 = ||a_i||^2 ||h_i||^2 + ||a_c||^2 ||h_c||^2 - 2 (a_i.a_c)(h_i.h_c)
+
+so each selected centre costs one ``O(n (K + d))`` pass. The first centre is the point with the
+largest embedding norm (ties: lower index); every next one is drawn with probability
+proportional to its squared distance ``D^2`` to the nearest centre. Chosen points have
+``D^2 = 0`` and so are never drawn again; values below a rounding tolerance are set to exactly
+0, so copies of a centre are never drawn either. When every remaining point has ``D^2 = 0``
+(duplicates, all-zero embeddings), the rest of the batch is drawn uniformly without
+replacement from the remaining points with the same generator, and a ``UserWarning`` says so.
+Only chosen points are ever centres (no implicit centre at the origin).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .._base import check_n_instances
+from .._utils import resolve_device, torch_generator
+from ._common import SelectionResult, _BaselineStrategy, _generator_for, _to_tensor
+
+__all__ = ["badge_kmeanspp", "BADGE"]
+
+
+def _factored_sqdist(a, h, sq, a_c, h_c, sq_c) -> torch.Tensor:
+    """``||a_i (x) h_i - a_c (x) h_c||^2`` for all i (n,), given ``sq_i = ||a_i||^2 ||h_i||^2``."""
+    d = sq + sq_c - 2 * (a @ a_c) * (h @ h_c)
+    tol = 64 * torch.finfo(a.dtype).eps * (sq + sq_c)
+    return torch.where(d <= tol, torch.zeros_like(d), d)
+
+
+def _badge_kmeanspp(a, h, n_instances: int, gen) -> SelectionResult:
+    """Unchecked kernel: a (n, K), h (n, d) on one device, same dtype."""
+    n = a.shape[0]
+    sq = (a * a).sum(1) * (h * h).sum(1)
+    available = torch.ones(n, dtype=torch.bool, device=a.device)
+    i = int(torch.argmax(sq))  # first maximum: ties go to the lower index
+    chosen, scores = [i], [float(sq[i])]
+    available[i] = False
+    d2 = _factored_sqdist(a, h, sq, a[i], h[i], sq[i])
+    for _ in range(n_instances - 1):
+        w = d2.masked_fill(~available, 0)
+        if float(w.sum()) > 0:
+            i = int(torch.multinomial(w, 1, generator=gen))
+        else:  # every remaining point coincides with a centre: uniform over the rest
+            i = int(torch.multinomial(available.to(a.dtype), 1, generator=gen))
+        if not bool(available[i]):  # pragma: no cover - zero weights are never drawn
+            i = int(torch.argmax(w))
+        chosen.append(i)
+        scores.append(float(d2[i]))
+        available[i] = False
+        d2 = torch.minimum(d2, _factored_sqdist(a, h, sq, a[i], h[i], sq[i]))
+    return SelectionResult(
+        torch.tensor(chosen, dtype=torch.long, device=a.device),
+        torch.tensor(scores, dtype=a.dtype, device=a.device),
+    )
+
+
+def badge_kmeanspp(a, h, n_instances: int, *, generator=None, device=None) -> SelectionResult:
+    """k-means++ seeding on factored embeddings ``e_j = a_j (outer) h_j``.
+
+    Parameters
+    ----------
+    a : array-like or torch.Tensor of shape (n_samples, n_classes)
+        Class factors; for BADGE ``p_j - onehot(argmax p_j)`` (``gradient_embedding(...,
+        temperature=0).a``).
+    h : array-like or torch.Tensor of shape (n_samples, n_features)
+        Feature factors (penultimate features, with a trailing 1 for the bias).
+    n_instances : int
+        Batch size ``b``, ``1 <= b <= n_samples``.
+    generator : torch.Generator, optional
+        Source of the D^2 draws (on ``device``); fresh and unseeded when omitted.
+    device : str or torch.device, optional
+        Where to compute; defaults to the device of ``a``.
+
+    Returns
+    -------
+    SelectionResult
+        ``indices`` (b,) in selection order; ``scores`` (b,): the first centre's squared norm,
+        then each point's ``D^2`` when drawn (0 for points filled uniformly, see the module
+        docstring).
+
+    Examples
+    --------
+    >>> import torch
+    >>> a = torch.tensor([[0.1, -0.1], [0.5, -0.5], [0.2, -0.2]])
+    >>> h = torch.ones(3, 2)
+    >>> int(badge_kmeanspp(a, h, 2, generator=torch.Generator().manual_seed(0)).indices[0])
+    1
+    """
+    a_t = _to_tensor(a, "a", ndim=2)
+    dev = a_t.device if device is None else resolve_device(device)
+    a_t = a_t.to(dev)
+    h_t = _to_tensor(h, "h", ndim=2, device=dev)
+    if h_t.shape[0] != a_t.shape[0]:
+        raise ValueError(
+            f"a has {a_t.shape[0]} rows but h has {h_t.shape[0]}; pass one row per pool point."
+        )
+    dtype = torch.promote_types(a_t.dtype, h_t.dtype)
+    n_instances = check_n_instances(n_instances, a_t.shape[0])
+    gen = _generator_for(generator, dev)
+    with torch.no_grad():
+        res = _badge_kmeanspp(a_t.to(dtype), h_t.to(dtype), n_instances, gen)
+    n_zero = int((res.scores[1:] == 0).sum())
+    if n_zero:
+        warnings.warn(
+            f"badge_kmeanspp: {n_zero} of the {n_instances} points were drawn uniformly because "
+            "every remaining gradient embedding coincides with a chosen centre (too few "
+            "distinct embeddings, e.g. duplicates or fully confident predictions).",
+            UserWarning, stacklevel=2,
+        )
+    return res
+
+
+class BADGE(_BaselineStrategy):
+    """BADGE: k-means++ seeding on last-layer gradient embeddings with the predicted label.
+
+    Features and logits come from ``adapters.last_layer_outputs``; the embedding is
+    ``embeddings.gradient_embedding(logits, features, temperature=0)`` (factored, never
+    ``n x K d``). See :func:`badge_kmeanspp`.
+
+    Parameters
+    ----------
+    batch_size : int, default=1024
+        Inference batch size.
+    device : str or torch.device, default="auto"
+    random_state : None, int or numpy Generator, default=None
+        Seeds the D^2 sampling: same seed, same batch.
+
+    Attributes
+    ----------
+    a_ : torch.Tensor of shape (n_pool, n_classes)
+        ``p_j - onehot(argmax p_j)``.
+    h_ : torch.Tensor of shape (n_pool, n_features + 1)
+        Bias-augmented penultimate features.
+    n_pool_ : int
+    indices_ : ndarray of shape (n_instances,)
+    query_scores_ : ndarray of shape (n_instances,)
+        ``D^2`` of each selected point when drawn (the first: its squared norm).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LogisticRegression(max_iter=500).fit(X[::10], y[::10])
+    >>> BADGE(device="cpu", random_state=0).fit_query(X, clf, n_instances=5).shape
+    (5,)
+    """
+
+    def __init__(self, *, batch_size=1024, device="auto", random_state=None):
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+
+    def _validate_params(self):
+        self._check_common()
+
+    def _fit(self, X_pool, estimator, X_labeled, y_labeled):
+        from .. import adapters, embeddings
+
+        model, _, _ = self._model_and_labeled(estimator, X_labeled, y_labeled)
+        out = adapters.last_layer_outputs(model, X_pool, batch_size=self.batch_size,
+                                          device=self.device_)
+        emb = embeddings.gradient_embedding(out.logits, out.features, temperature=0,
+                                            bias=out.bias)
+        self.a_, self.h_ = emb.a, emb.h
+
+    def _query(self, n_instances):
+        gen = torch_generator(self.random_state, self.device_)
+        res = badge_kmeanspp(self.a_, self.h_, n_instances, generator=gen, device=self.device_)
+        return res.indices.cpu().numpy(), res.scores.cpu().numpy()

@@ -1,0 +1,190 @@
+"""k-Center greedy (Sener and Savarese, 2018): furthest-first traversal in feature space.
+
+Each step adds the pool point whose squared Euclidean distance to its nearest centre (labeled
+points and points chosen so far) is largest. Greedy furthest-first is a 2-approximation of
+the k-center problem (Gonzalez 1985) whatever the first centre. Distances use
+``||x||^2 + ||c||^2 - 2 x.c`` in chunks (memory bounded by the chunk, not ``n``); values
+below a rounding tolerance relative to the norms are set to exactly 0 so that copies of a
+centre are recognised as such.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from .._base import check_n_instances
+from .._utils import check_int, check_option, numpy_rng, resolve_device
+from ._common import _CHUNK_ELEMENTS, SelectionResult, _BaselineStrategy, _to_tensor
+
+__all__ = ["kcenter_greedy", "KCenterGreedy"]
+
+
+def _sqdist(x, x_sq, c, c_sq) -> torch.Tensor:
+    """Squared distances (n, m) between rows of x (n, d) and c (m, d); rounding zeroed."""
+    d = x_sq[:, None] + c_sq[None, :] - 2 * (x @ c.T)
+    tol = 64 * torch.finfo(x.dtype).eps * (x_sq[:, None] + c_sq[None, :])
+    return torch.where(d <= tol, torch.zeros_like(d), d)
+
+
+def _min_sqdist(x, x_sq, centres) -> torch.Tensor:
+    """``min_c ||x_i - c||^2`` over the rows of ``centres``, chunked over the centres."""
+    n = x.shape[0]
+    out = torch.full((n,), torch.inf, dtype=x.dtype, device=x.device)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n))
+    for start in range(0, centres.shape[0], chunk):
+        c = centres[start:start + chunk]
+        out = torch.minimum(out, _sqdist(x, x_sq, c, (c * c).sum(1)).amin(1))
+    return out
+
+
+def _kcenter_greedy(x, n_instances: int, labeled, first: int | None) -> SelectionResult:
+    """Unchecked kernel: x (n, d), labeled (n_l, d) or None, first used only without labeled."""
+    n = x.shape[0]
+    x_sq = (x * x).sum(1)
+    available = torch.ones(n, dtype=torch.bool, device=x.device)
+    chosen, scores = [], []
+    if labeled is not None and labeled.shape[0] > 0:
+        min_d = _min_sqdist(x, x_sq, labeled)
+    else:
+        if first is None:  # the point nearest the pool mean
+            first = int(torch.argmin(_min_sqdist(x, x_sq, x.mean(0, keepdim=True))))
+        min_d = torch.full((n,), torch.inf, dtype=x.dtype, device=x.device)
+        min_d[first] = -1.0  # forces it first; reported score is inf (no centre yet)
+    for _ in range(n_instances):
+        i = int(torch.argmax(min_d.masked_fill(~available, -torch.inf)))
+        scores.append(float(min_d[i].clamp_min(0).sqrt()) if min_d[i] >= 0 else torch.inf)
+        chosen.append(i)
+        available[i] = False
+        min_d = torch.minimum(min_d, _sqdist(x, x_sq, x[i:i + 1], x_sq[i:i + 1])[:, 0])
+    return SelectionResult(
+        torch.tensor(chosen, dtype=torch.long, device=x.device),
+        torch.tensor(scores, dtype=x.dtype, device=x.device),
+    )
+
+
+def kcenter_greedy(features, n_instances: int, labeled_features=None, *, first=None,
+                   device=None) -> SelectionResult:
+    """Furthest-first traversal: a 2-approximate k-center batch.
+
+    Parameters
+    ----------
+    features : array-like or torch.Tensor of shape (n_samples, n_features)
+        Pool features (e.g. penultimate-layer activations).
+    n_instances : int
+        Batch size ``b``, ``1 <= b <= n_samples``.
+    labeled_features : array-like or torch.Tensor of shape (n_labeled, n_features), optional
+        Existing centres. When given (and non-empty), every pool point starts at its squared
+        distance to the nearest labeled point and ``first`` is ignored.
+    first : int, optional
+        Index of the first centre when there is no labeled set. Default: the pool point
+        nearest the pool mean (ties: lower index), so the result is deterministic.
+    device : str or torch.device, optional
+        Where to compute; defaults to the device of ``features``.
+
+    Returns
+    -------
+    SelectionResult
+        ``indices`` (b,) in selection order; ``scores`` (b,): each point's Euclidean distance
+        to its nearest centre when it was picked (``inf`` for a first centre chosen without a
+        labeled set). Once every remaining point coincides with a centre, the rest are taken in
+        index order and a ``UserWarning`` says so.
+
+    Examples
+    --------
+    >>> kcenter_greedy([[0.0], [1.0], [10.0]], 2, labeled_features=[[0.0]]).indices
+    tensor([2, 1])
+    """
+    x = _to_tensor(features, "features", ndim=2)
+    dev = x.device if device is None else resolve_device(device)
+    x = x.to(dev)
+    n = x.shape[0]
+    n_instances = check_n_instances(n_instances, n)
+    labeled = None
+    if labeled_features is not None:
+        labeled = _to_tensor(labeled_features, "labeled_features", ndim=2, device=dev,
+                             dtype=x.dtype)
+        if labeled.shape[0] and labeled.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"labeled_features has {labeled.shape[1]} features but features has "
+                f"{x.shape[1]}; pass both from the same feature extractor."
+            )
+    if first is not None:
+        first = check_int(first, "first", min_val=0, max_val=n - 1,
+                          max_hint=f"It must index the pool of {n} points.")
+    with torch.no_grad():
+        res = _kcenter_greedy(x, n_instances, labeled, first)
+    n_zero = int((res.scores == 0).sum())
+    if n_zero:
+        warnings.warn(
+            f"kcenter_greedy: {n_zero} of the {n_instances} points coincide with an existing "
+            "centre (the pool has too few distinct points); they were taken in index order.",
+            UserWarning, stacklevel=2,
+        )
+    return res
+
+
+class KCenterGreedy(_BaselineStrategy):
+    """k-Center greedy (core-set) batch in the model's penultimate features.
+
+    Features come from ``adapters.last_layer_outputs``. The traversal starts from the labeled
+    set (``X_labeled``, or a modAL learner's ``X_training``); without labeled data the first
+    centre is the point nearest the pool mean (``init="mean"``) or a seeded random point
+    (``init="random"``). See :func:`kcenter_greedy`.
+
+    Parameters
+    ----------
+    init : {"mean", "random"}, default="mean"
+        First centre when there is no labeled data.
+    batch_size : int, default=1024
+        Inference batch size for the feature extraction.
+    device : str or torch.device, default="auto"
+    random_state : None, int or numpy Generator, default=None
+        Seeds ``init="random"`` (and any stochastic layers during feature extraction).
+
+    Attributes
+    ----------
+    features_ : torch.Tensor of shape (n_pool, n_features)
+    labeled_features_ : torch.Tensor of shape (n_labeled, n_features) or None
+    n_pool_ : int
+    indices_ : ndarray of shape (n_instances,)
+    query_scores_ : ndarray of shape (n_instances,)
+        Distance of each selected point to its nearest centre at selection time.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LogisticRegression(max_iter=500).fit(X[::10], y[::10])
+    >>> KCenterGreedy(device="cpu").fit_query(X, clf, 5, X_labeled=X[::10]).shape
+    (5,)
+    """
+
+    def __init__(self, *, init="mean", batch_size=1024, device="auto", random_state=None):
+        self.init = init
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+
+    def _validate_params(self):
+        self._check_common()
+        check_option(self.init, "init", {"mean", "random"})
+
+    def _fit(self, X_pool, estimator, X_labeled, y_labeled):
+        from .. import adapters
+
+        model, X_labeled, _ = self._model_and_labeled(estimator, X_labeled, y_labeled)
+        kw = dict(batch_size=self.batch_size, device=self.device_)
+        self.features_ = adapters.last_layer_outputs(model, X_pool, **kw).features
+        self.labeled_features_ = None
+        if X_labeled is not None and len(X_labeled) > 0:
+            self.labeled_features_ = adapters.last_layer_outputs(model, X_labeled, **kw).features
+
+    def _query(self, n_instances):
+        first = None
+        if self.labeled_features_ is None and self.init == "random":
+            first = int(numpy_rng(self.random_state).integers(self.n_pool_))
+        res = kcenter_greedy(self.features_, n_instances, self.labeled_features_, first=first,
+                             device=self.device_)
+        return res.indices.cpu().numpy(), res.scores.cpu().numpy()
