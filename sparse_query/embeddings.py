@@ -139,9 +139,20 @@ def _label_distribution(z: torch.Tensor, p: torch.Tensor, temperature: float) ->
 
 
 def _expected_onehot_distance(P: torch.Tensor) -> torch.Tensor:
-    """``sum_y P(y) ||P - onehot(y)||`` per row, via ``||P - e_y||^2 = ||P||^2 - 2 P_y + 1``."""
-    sq = (P * P).sum(dim=1, keepdim=True) - 2.0 * P + 1.0
-    return (P * sq.clamp_min(0.0).sqrt()).sum(dim=1)
+    """``sum_y P(y) ||P - onehot(y)||`` per row, in O(K) per row and without cancellation.
+
+    ``||P - e_y||^2 = (1 - P_y)^2 + sum_{k != y} P_k^2``. For ``y`` other than the row's top
+    class ``m`` both terms are computed as written (``1 - P_y >= 1/2`` and the sum contains
+    ``P_m^2 >= 1/K^2``, so nothing cancels). For ``y = m`` -- where ``P`` is nearly one-hot and
+    ``1 - P_m`` would cancel -- both are summed from the other entries directly.
+    """
+    m = P.argmax(dim=1, keepdim=True)
+    rest = P.scatter(1, m, 0.0)                         # P with its top entry zeroed
+    sq_total = (P * P).sum(dim=1, keepdim=True)
+    sq = (1.0 - P) ** 2 + (sq_total - P * P).clamp_min(0.0)
+    sq_top = rest.sum(dim=1, keepdim=True) ** 2 + (rest * rest).sum(dim=1, keepdim=True)
+    sq = sq.scatter(1, m, sq_top)
+    return (P * sq.sqrt()).sum(dim=1)
 
 
 def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool = True,
@@ -639,7 +650,7 @@ def estimate_temperature(estimator, X_labeled, y_labeled, *,
     if len(classes) < 2:
         return fallback, "fallback: the labeled set holds a single class"
     if counts.min() < 2:
-        return fallback, (f"fallback: class {classes[counts.argmin()]!r} has "
+        return fallback, (f"fallback: class {np.asarray(classes)[counts.argmin()].tolist()!r} has "
                           f"{counts.min()} labeled sample(s) (< 2)")
     n_test = int(math.ceil(test_size * n))
     if n_test < len(classes) or n - n_test < len(classes):
