@@ -49,12 +49,14 @@ def _kcenter_greedy(x, n_instances: int, labeled, first: int | None) -> Selectio
     else:
         if first is None:  # the point nearest the pool mean
             first = int(torch.argmin(_min_sqdist(x, x_sq, x.mean(0, keepdim=True))))
-        min_d = torch.full((n,), torch.inf, dtype=x.dtype, device=x.device)
-        min_d[first] = -1.0  # forces it first; reported score is inf (no centre yet)
-    for _ in range(n_instances):
+        chosen.append(first)
+        scores.append(torch.inf)  # no centre to measure against yet
+        available[first] = False
+        min_d = _sqdist(x, x_sq, x[first:first + 1], x_sq[first:first + 1])[:, 0]
+    while len(chosen) < n_instances:
         i = int(torch.argmax(min_d.masked_fill(~available, -torch.inf)))
-        scores.append(float(min_d[i].clamp_min(0).sqrt()) if min_d[i] >= 0 else torch.inf)
         chosen.append(i)
+        scores.append(float(min_d[i].sqrt()))
         available[i] = False
         min_d = torch.minimum(min_d, _sqdist(x, x_sq, x[i:i + 1], x_sq[i:i + 1])[:, 0])
     return SelectionResult(
