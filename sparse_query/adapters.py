@@ -467,26 +467,46 @@ def _target_device(default, device):
     return default
 
 
+def _declared_last_layer(module):
+    """``module.last_layer`` when it is a linear or variational submodule (sparse_query.nn)."""
+    try:
+        layer = getattr(module, "last_layer", None)
+    except Exception:  # a property that fails: fall back to discovery
+        return None
+    if isinstance(layer, torch.nn.Module) and (
+        isinstance(layer, torch.nn.Linear) or _is_variational(layer)
+    ) and any(layer is m for m in module.modules()):
+        return layer
+    return None
+
+
 class _Capture:
-    """Forward hooks on every candidate last layer; remembers the last one executed."""
+    """Forward hooks on the candidate last layers; remembers the last one executed.
+
+    The candidates are ``module.last_layer`` when the module declares one, else every
+    ``nn.Linear`` and variational submodule.
+    """
 
     def __init__(self, module, handles):
         self.last = None
-        for m in module.modules():
-            if isinstance(m, torch.nn.Linear) or _is_variational(m):
-                handles.append(m.register_forward_hook(self._hook))
+        declared = _declared_last_layer(module)
+        candidates = [declared] if declared is not None else [
+            m for m in module.modules() if isinstance(m, torch.nn.Linear) or _is_variational(m)
+        ]
+        for m in candidates:
+            handles.append(m.register_forward_hook(self._hook))
 
     def _hook(self, layer, inputs, output):
         self.last = (layer, inputs[0] if inputs else None, output)
 
 
-_SHAPE_WORDS = ("shape", "size", "dimension", "channels", "expected input", "match")
+_SHAPE_WORDS = ("shape", "size", "dimension", "channels", "expect", "match", "features")
 
 
 def _forward(module, x, X_shape):
     try:
         return module(x)
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:
         msg = str(err)
         if any(w in msg.lower() for w in _SHAPE_WORDS):
             raise ValueError(
@@ -602,6 +622,7 @@ class _DrawHooks:
         self.n_draws = n_draws
         self.gen = generator
         self.masks = {}
+        self.calls = {}
         self.var_params = var_params
         if generator is not None:  # MC dropout; with variational layers dropout stays off
             for m in _dropouts(module):
@@ -615,7 +636,9 @@ class _DrawHooks:
         shape = tuple(x.shape[1:])
         if channelwise and len(shape) >= 2:
             shape = (shape[0],) + (1,) * (len(shape) - 1)
-        key = id(layer)
+        k = self.calls.get(id(layer), 0)  # a layer may run more than once per forward
+        self.calls[id(layer)] = k + 1
+        key = (id(layer), k)
         if key not in self.masks:
             keep = 1.0 - float(layer.p)
             probs = torch.full((self.n_draws,) + shape, keep, dtype=torch.float64)
@@ -624,7 +647,7 @@ class _DrawHooks:
         if mshape != shape:
             raise ValueError(
                 f"A dropout layer saw inputs of shape {shape} after {mshape}; MC dropout needs "
-                "the same per-sample shape for the whole pool."
+                "the same per-sample shape for the whole pool and the same path through the net."
             )
         return masks[self.i].to(device=x.device, dtype=x.dtype)
 
@@ -705,6 +728,7 @@ def _draw_loop(module, x, shape, capture, draws, n_draws):
     probs = []
     for i in range(n_draws):
         draws.i = i
+        draws.calls = {}
         capture.last = None
         _forward(module, x, shape)
         _, _, z = _last_layer_from_capture(capture, module, x.shape)
