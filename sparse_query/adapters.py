@@ -261,9 +261,10 @@ def check_fitted(estimator) -> None:
 def classes_of(estimator):
     """The class labels in the column order of :func:`predict_proba`, or ``None`` if unknown.
 
-    For a modAL ``Committee``: its ``classes_`` or the sorted union of the members' classes. For a
-    skorch net whose module has more outputs than the classes it saw (a seed set missing a class):
-    ``None``, since its columns are then output indices.
+    For a modAL ``Committee``: its ``classes_`` or the sorted union of the members' classes; for
+    a plain torch module: ``None``. (:func:`last_layer_outputs` reports ``classes=None`` when a
+    skorch net's module has more outputs than the classes it saw, e.g. a seed set missing a
+    class, since the columns are then output indices.)
 
     Returns
     -------
@@ -865,7 +866,15 @@ def _member_probas(est, chunk):
         out = []
         for i, m in enumerate(_members(est)):
             p = predict_proba(m, chunk)
-            out.append(_align(p, classes_of(m), classes, False, f"Committee member {i}"))
+            if classes is None:  # members without classes_ (torch modules): columns must agree
+                if out and p.shape[1] != out[0].shape[1]:
+                    raise ValueError(
+                        f"Committee member {i} gives {p.shape[1]} classes and member 0 gives "
+                        f"{out[0].shape[1]}, and they have no classes_ to align them by."
+                    )
+                out.append(p)
+            else:
+                out.append(_align(p, classes_of(m), classes, False, f"Committee member {i}"))
         return out
     members = _ensemble_members(est)
     classes = np.asarray(est.classes_)
@@ -884,6 +893,13 @@ def _member_probas(est, chunk):
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
+def _skorch_input_dtype(est, module):
+    """numpy float inputs to a bare skorch net are cast to its module's float dtype."""
+    if module is None or not _is_skorch_net(est):
+        return None
+    return np.float64 if _module_dtype(module) == torch.float64 else np.float32
+
+
 def predict_proba(estimator, X, *, batch_size: int | None = None) -> np.ndarray:
     """Class probabilities of a fitted estimator on ``X``.
 
@@ -937,8 +953,23 @@ def predict_proba(estimator, X, *, batch_size: int | None = None) -> np.ndarray:
     tm = _torch_module(_resolve(est)[1])
     module = tm[0] if tm is not None else None
     modes = [(m, m.training) for m in module.modules()] if module is not None else []
+    cast = _skorch_input_dtype(est, module)
     try:  # skorch leaves its module in eval mode after predicting: undo that
-        parts = [est.predict_proba(chunk) for _, _, chunk in _chunks(X, n, bs, None)]
+        parts = []
+        for _, _, chunk in _chunks(X, n, bs, None):
+            if (cast is not None and isinstance(chunk, np.ndarray)
+                    and np.issubdtype(chunk.dtype, np.floating)):
+                chunk = chunk.astype(cast, copy=False)
+            try:
+                parts.append(est.predict_proba(chunk))
+            except (RuntimeError, ValueError) as err:
+                if module is None or not any(w in str(err).lower() for w in _SHAPE_WORDS):
+                    raise
+                raise ValueError(
+                    f"X has shape {tuple(getattr(X, 'shape', (n,)))} but the net cannot process "
+                    f"it ({str(err).strip()}). The pool's feature shape must match what the net "
+                    "was trained on."
+                ) from err
     finally:
         for m, training in modes:
             m.training = training

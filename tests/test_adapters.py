@@ -575,3 +575,85 @@ def test_device_argument_cuda_moves_back():
     a = posterior_probas(net, X, n_samples=3, random_state=0)
     b = posterior_probas(net, X, n_samples=3, random_state=0, device="cuda")
     assert_close(a, b, rtol=1e-4, atol=1e-5)  # masks are drawn on the CPU: same draws
+
+
+# ---------------------------------------------------------------------------------------------
+# more inputs and layers
+# ---------------------------------------------------------------------------------------------
+def test_skorch_predict_proba_float64_pool_and_wrong_shape(skorch_net, digits):
+    X = digits[0]
+    assert_allclose(predict_proba(skorch_net, X, batch_size=100),
+                    skorch_net.predict_proba(X.astype(np.float32)), atol=1e-6)
+    with pytest.raises(ValueError, match="must match what the net was trained on"):
+        predict_proba(skorch_net, X[:, :7])
+
+
+def test_pipeline_with_forest_posterior(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=4, random_state=0))
+    pipe.fit(X, y)
+    P = posterior_probas(pipe, X, batch_size=64)
+    assert P.shape == (4, len(X), 10)
+    assert_allclose(P.mean(0).numpy(), pipe.predict_proba(X), atol=1e-12)
+    assert has_posterior(pipe) and not has_last_layer(pipe)
+
+
+def test_dataframe_pool_without_feature_name_warnings(digits):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
+    lr = _fit(LogisticRegression(max_iter=200), df, y)
+    rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(df, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = last_layer_outputs(lr, df, batch_size=50)
+        P = posterior_probas(rf, df, batch_size=50)
+    assert_allclose(softmax(out.logits.numpy(), 1), lr.predict_proba(df), atol=1e-10)
+    assert_allclose(P.mean(0).numpy(), rf.predict_proba(df), atol=1e-12)
+
+
+def test_channel_dropout_masks_whole_channels():
+    # Dropout1d on (N, C, L): one mask value per channel, shared by its L positions and all rows.
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout1d(0.5)
+            self.fc = nn.Linear(12, 12, bias=False)
+            with torch.no_grad():
+                self.fc.weight.copy_(torch.eye(12))
+
+        def forward(self, x):
+            return self.fc(self.drop(x).flatten(1))
+
+    X = torch.ones(9, 4, 3)
+    P = posterior_probas(Net(), X, n_samples=6, random_state=0, batch_size=4)
+    logp = P.log()
+    z = (logp - logp.min(-1, keepdim=True).values).reshape(6, 9, 4, 3)
+    assert_close(z, z[:, :1, :, :1].expand_as(z))
+    assert len(torch.unique(torch.round(z[:, 0, :, 0] * 1e4), dim=0)) > 1
+
+
+def test_alpha_dropout_keeps_or_saturates_units():
+    p = 0.4
+    alpha = -1.7580993408473766
+    a = ((1 - p) * (1 + p * alpha ** 2)) ** -0.5
+    b = -a * alpha * p
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.AlphaDropout(p)
+            self.fc = nn.Linear(8, 8, bias=False)
+            with torch.no_grad():
+                self.fc.weight.copy_(torch.eye(8))
+
+        def forward(self, x):
+            return self.fc(self.drop(x))
+
+    x = torch.full((5, 8), 2.0)
+    P = posterior_probas(Net(), x, n_samples=10, random_state=0)
+    logp = P.log()
+    z = logp - logp.min(-1, keepdim=True).values  # shift-free differences between units
+    kept, dropped = a * 2.0 + b, a * alpha + b
+    vals = torch.unique(torch.round(z * 1e4) / 1e4).double().numpy()
+    assert_allclose(vals, [0.0, kept - dropped], atol=1e-3)
