@@ -550,6 +550,8 @@ def _last_layer_from_capture(capture, module, X_shape):
 
 
 def _layer_has_bias(layer) -> bool:
+    """``nn.Linear``: ``bias is not None``; other (variational) layers: a boolean ``has_bias`` /
+    ``use_bias`` flag, else a non-None ``bias``, ``bias_mu``, ``bias_mean`` or ``bias_loc``."""
     if isinstance(layer, torch.nn.Linear):
         return layer.bias is not None
     for name in ("has_bias", "use_bias"):

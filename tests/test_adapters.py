@@ -26,7 +26,6 @@ from sparse_query.adapters import (
     has_last_layer, has_posterior, last_layer_outputs, logits_fn, posterior_probas,
     predict_proba, unwrap_estimator,
 )
-from sparse_query.nn import MLP, BayesianLastLayerNet, LeNet5, VariationalLinear
 
 skorch = pytest.importorskip("skorch")
 modal_models = pytest.importorskip("modAL.models")
@@ -78,6 +77,30 @@ def skorch_net(digits):
         train_split=None, verbose=0,
     )
     return net.fit(X.astype(np.float32), y)
+
+
+def _sq_nn():
+    """sparse_query.nn, written concurrently: its tests skip until it lands."""
+    return pytest.importorskip("sparse_query.nn")
+
+
+class ToyVariational(nn.Module):
+    """The duck-typed contract of a variational layer, independent of sparse_query.nn."""
+
+    is_variational = True
+
+    def __init__(self, d_in, d_out):
+        super().__init__()
+        self.mu = nn.Parameter(torch.randn(d_out, d_in))
+        self.bias_mu = nn.Parameter(torch.randn(d_out))  # a bias is recognised by this name
+
+    def forward(self, x):
+        return x @ self.mu.T + self.bias_mu
+
+    def sample_parameters(self, n_samples, generator=None):
+        W = self.mu + 0.5 * torch.randn((n_samples, *self.mu.shape), generator=generator)
+        b = self.bias_mu + 0.5 * torch.randn((n_samples, len(self.bias_mu)), generator=generator)
+        return W.detach(), b.detach()
 
 
 def _modes(module):
@@ -235,7 +258,7 @@ def test_skorch_wrong_feature_count_raises_and_restores(skorch_net, digits):
 
 def test_nn_mlp_embed_and_last_layer():
     torch.manual_seed(1)
-    net = MLP(20, 4, hidden=(8, 6), dropout=0.2)
+    net = _sq_nn().MLP(20, 4, hidden=(8, 6), dropout=0.2)
     X = torch.randn(30, 20)
     out = last_layer_outputs(net, X, batch_size=8)
     net.eval()
@@ -347,6 +370,7 @@ def test_mc_dropout_masks_are_shared_by_all_pool_points():
 
 
 def test_mc_dropout_lenet_reuses_dropout_layer():
+    LeNet5 = _sq_nn().LeNet5
     torch.manual_seed(0)
     net = LeNet5(dropout=0.3)
     X = torch.rand(20, 784)
@@ -367,7 +391,7 @@ def test_variational_last_layer_draws_match_sample_parameters():
     from sparse_query._utils import torch_generator
 
     torch.manual_seed(0)
-    net = BayesianLastLayerNet(nn.Identity(), 5, 3, hidden=4, init_log_std=-1.0)
+    net = _sq_nn().BayesianLastLayerNet(nn.Identity(), 5, 3, hidden=4, init_log_std=-1.0)
     net.train()
     X = torch.randn(25, 5)
     P = posterior_probas(net, X, n_samples=7, random_state=11, batch_size=6)
@@ -385,12 +409,41 @@ def test_variational_last_layer_draws_match_sample_parameters():
     assert_close(out.logits, h @ net.output.weight_mu.detach().T + net.output.bias_mu.detach())
 
 
-def test_variational_layer_inside_the_net():
-    # a variational layer that is not the last one: each draw replaces its output
+@pytest.mark.parametrize("position", ["last", "inside"])
+def test_duck_typed_variational_layer(position):
+    # last: one pass, draws applied to the captured features; inside: each draw replaces the
+    # layer's output and the net runs on.
     from sparse_query._utils import torch_generator
 
     torch.manual_seed(0)
-    var = VariationalLinear(4, 6, init_log_std=-1.0)
+    var = ToyVariational(4, 6 if position == "inside" else 3)
+    net = nn.Sequential(var, nn.ReLU(), nn.Linear(6, 3)) if position == "inside" else \
+        nn.Sequential(nn.Linear(4, 4), nn.Tanh(), var)
+    X = torch.randn(10, 4)
+    P = posterior_probas(net, X, n_samples=4, random_state=2, batch_size=3)
+    W, b = var.sample_parameters(4, torch_generator(2, "cpu"))
+    with torch.no_grad():
+        if position == "inside":
+            expected = torch.stack([
+                torch.softmax(net[2](torch.relu(X @ W[i].T + b[i])), 1) for i in range(4)
+            ])
+        else:
+            h = torch.tanh(net[0](X))
+            expected = torch.stack([torch.softmax(h @ W[i].T + b[i], 1) for i in range(4)])
+    assert_close(P, expected)
+    assert has_posterior(net) and _no_hooks(net)
+    if position == "last":
+        out = last_layer_outputs(net, X)
+        assert out.bias is True
+        assert_close(out.features, h)
+        assert_close(out.logits, var(h).detach())
+
+
+def test_sparse_query_nn_variational_linear_inside_the_net():
+    from sparse_query._utils import torch_generator
+
+    torch.manual_seed(0)
+    var = _sq_nn().VariationalLinear(4, 6, init_log_std=-1.0)
     net = nn.Sequential(var, nn.ReLU(), nn.Linear(6, 3))
     X = torch.randn(10, 4)
     P = posterior_probas(net, X, n_samples=4, random_state=2, batch_size=3)
