@@ -1,0 +1,305 @@
+"""``SparseApproxSampler``: the paper's query strategy as a scikit-learn estimator and modAL strategy.
+
+The sampler wires the three layers together: an adapter turns the fitted model and the pool
+into features, logits or posterior draws; an embedding turns those into ``e_j`` and
+``sigma_j``; a solver picks the batch.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from . import adapters
+from ._base import QueryStrategy
+from ._utils import (
+    check_float,
+    check_int,
+    check_option,
+    numpy_rng,
+    resolve_device,
+    resolve_dtype,
+    torch_generator,
+)
+from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
+from .problem import DenseOperator, FactoredOperator, SparseApproxProblem, sketch
+from .solvers import PROX_RULES, greedy, proximal_iht
+
+__all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
+
+SOLVERS = ("greedy", "iht")
+EMBEDDINGS = ("auto", "gradient", "posterior")
+
+
+class SparseApproxSampler(QueryStrategy):
+    """Batch active learning by sparse approximation (greedy or proximal IHT).
+
+    Chooses a batch whose weighted loss approximates the loss of the whole pool (bias) while
+    removing as much label uncertainty as possible (variance): Problem 2 of the paper, solved
+    by Algorithm 1 (``solver="greedy"``) or Algorithm 2 (``solver="iht"``). See SPEC.md for
+    every formula and where this implementation knowingly differs from the paper.
+
+    Use it as a modAL query strategy (``ActiveLearner(..., query_strategy=sampler)``) or on its
+    own: ``sampler.fit(X_pool, estimator).query(n_instances)``.
+
+    Parameters
+    ----------
+    solver : {"greedy", "iht"}, default="greedy"
+        Greedy adds one point per step (cost O(n * m * b) or less); proximal IHT updates the
+        whole batch per iteration (two passes over the pool per iteration, independent of b).
+    alpha : float, default=1.0
+        Weight of the variance (uncertainty) term; ``0`` is representation only.
+    beta : float, default=1e-3
+        Weight of the stabiliser ``beta ||w - 1||^2``.
+    tau : float, default=1.0
+        Greedy's step size in its first-order score.
+    max_iter : int, default=100
+        IHT iterations at most.
+    tol : float, default=1e-4
+        IHT stops when the batch is unchanged and the weights move by less than this
+        (relative to ``max(1, max|w|)``).
+    patience : int or None, default=10
+        IHT also stops once the batch has not changed for this many iterations.
+    prox : {"exact", "paper"}, default="exact"
+        IHT's proximal step; ``"paper"`` reproduces the paper's (suboptimal) rule.
+    embedding : {"auto", "gradient", "posterior"}, default="auto"
+        ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
+        layer; ``"posterior"``: loss samples over posterior draws (eq. 13) from ensembles,
+        committees, MC dropout or a variational last layer. ``"auto"`` uses the gradient when
+        the model has a last layer, else the posterior.
+    temperature : "auto" or float, default=0.1
+        Calibrates the label distribution ``P_j = softmax(z_j / T)`` of the gradient embedding.
+        ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
+        gives BADGE's hallucinated-label embedding with ``sigma = 0`` (pure representation).
+        ``"auto"`` fits ``T`` by temperature scaling on held-out labeled data (see
+        :func:`~sparse_query.embeddings.estimate_temperature`).
+    validation_data : (X_val, y_val), optional
+        Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
+    n_posterior_samples : int, default=20
+        Posterior draws for MC dropout and variational layers (ensembles use their members).
+    sketch_dim : int or None, default=None
+        Replace the embedding by a random sketch of this dimension (SPEC section 8): much
+        faster solvers on large pools with factored gradient embeddings; ``None`` is exact.
+    batch_size : int, default=1024
+        Pool rows per inference chunk.
+    device : {"auto", "cpu", "cuda", ...}, default="auto"
+        Where the solver runs; ``"auto"`` picks CUDA when available.
+    dtype : {"float32", "float64"}, default="float32"
+    random_state : None, int or numpy Generator, default=None
+        Seeds posterior draws, the temperature split and the sketch. Never touches global seeds.
+    verbose : int, default=0
+        ``> 0`` prints timings; ``> 1`` also shows progress bars over the pool.
+
+    Attributes
+    ----------
+    n_pool_ : int
+        Pool size seen by :meth:`fit`.
+    embedding_kind_ : str
+        ``"gradient"`` or ``"posterior"``.
+    temperature_ : float or None
+        The temperature used (None for the posterior embedding).
+    temperature_source_ : str or None
+        ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
+    indices_ : ndarray of shape (n_instances,), int64
+        The last batch.
+    weights_ : ndarray of shape (n_instances,)
+        Solver weights of the batch.
+    objective_ : float
+        Objective of the batch (see :class:`~sparse_query.problem.SolverResult`).
+    n_iter_ : int
+    converged_ : bool
+    history_ : list of float
+        Objective per solver step.
+    embedding_time_ : float
+        Seconds spent in :meth:`fit` (inference and embedding).
+    solve_time_ : float
+        Seconds spent in the solver by the last :meth:`query`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sparse_query import SparseApproxSampler
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = LogisticRegression(max_iter=500).fit(X[:100], y[:100])
+    >>> sampler = SparseApproxSampler(solver="iht", device="cpu", random_state=0)
+    >>> idx = sampler.fit(X[100:], model).query(10)
+    >>> idx.shape, idx.dtype
+    ((10,), dtype('int64'))
+    """
+
+    def __init__(self, solver: str = "greedy", *, alpha: float = 1.0, beta: float = 1e-3,
+                 tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
+                 embedding: str = "auto", temperature=0.1,
+                 validation_data=None, n_posterior_samples: int = 20, sketch_dim=None,
+                 batch_size: int = 1024, device="auto", dtype="float32", random_state=None,
+                 verbose: int = 0):
+        self.solver = solver
+        self.alpha = alpha
+        self.beta = beta
+        self.tau = tau
+        self.max_iter = max_iter
+        self.tol = tol
+        self.patience = patience
+        self.prox = prox
+        self.embedding = embedding
+        self.temperature = temperature
+        self.validation_data = validation_data
+        self.n_posterior_samples = n_posterior_samples
+        self.sketch_dim = sketch_dim
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- validation ------------------------------------------------------------------------
+    def _validate_params(self):
+        check_option(self.solver, "solver", SOLVERS)
+        check_float(self.alpha, "alpha", min_val=0.0)
+        check_float(self.beta, "beta", min_val=0.0)
+        check_float(self.tau, "tau", min_val=0.0, min_inclusive=False)
+        check_int(self.max_iter, "max_iter", min_val=1)
+        check_float(self.tol, "tol", min_val=0.0)
+        if self.patience is not None:
+            check_int(self.patience, "patience", min_val=1)
+        check_option(self.prox, "prox", PROX_RULES)
+        check_option(self.embedding, "embedding", EMBEDDINGS)
+        if isinstance(self.temperature, str):
+            if self.temperature != "auto":
+                raise ValueError(
+                    f"temperature={self.temperature!r} must be 'auto' or a number >= 0 "
+                    "(0 is the hallucinated-label limit)."
+                )
+        else:
+            check_float(self.temperature, "temperature", min_val=0.0)
+        if self.validation_data is not None:
+            if not isinstance(self.validation_data, (tuple, list)) or len(self.validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val) or None.")
+        check_int(self.n_posterior_samples, "n_posterior_samples", min_val=2)
+        if self.sketch_dim is not None:
+            check_int(self.sketch_dim, "sketch_dim", min_val=1)
+        check_int(self.batch_size, "batch_size", min_val=1)
+        self._device = resolve_device(self.device)
+        self._dtype = resolve_dtype(self.dtype)
+        numpy_rng(self.random_state)  # type and range check
+        if isinstance(self.verbose, bool):
+            self._verbose = int(self.verbose)
+        else:
+            self._verbose = check_int(self.verbose, "verbose", min_val=0)
+
+    # -- embedding ---------------------------------------------------------------------------
+    def _choose_kind(self, est):
+        if self.embedding != "auto":
+            return self.embedding
+        if adapters.has_last_layer(est):
+            return "gradient"
+        if adapters.has_posterior(est):
+            return "posterior"
+        raise adapters.EmbeddingNotSupportedError(
+            f"{type(est).__name__} offers neither a last linear layer (for embedding='gradient') "
+            "nor posterior draws (for embedding='posterior'). Use a LogisticRegression, "
+            "SGDClassifier(loss='log_loss'), MLPClassifier, a skorch net or torch module ending "
+            "in nn.Linear, an ensemble (RandomForestClassifier, BaggingClassifier), a modAL "
+            "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."
+        )
+
+    def _temperature(self, est, classifier, X_labeled, y_labeled):
+        if not isinstance(self.temperature, str):
+            return float(self.temperature), "fixed"
+        if X_labeled is None or y_labeled is None:
+            X_labeled, y_labeled = adapters.get_labeled_data(classifier)
+        if self.validation_data is None and (X_labeled is None or y_labeled is None):
+            from .embeddings import DEFAULT_FALLBACK_TEMPERATURE
+
+            return DEFAULT_FALLBACK_TEMPERATURE, "fallback: no labeled data was given"
+        return estimate_temperature(
+            est, X_labeled, y_labeled, logits_fn=adapters.logits_fn,
+            validation=self.validation_data, random_state=self.random_state,
+        )
+
+    def _fit(self, X_pool, classifier, X_labeled, y_labeled):
+        t0 = time.perf_counter()
+        adapters.check_fitted(classifier)
+        est = adapters.unwrap_estimator(classifier)
+        kind = self._choose_kind(est)
+        progress = self._verbose > 1
+        self.temperature_ = None
+        self.temperature_source_ = None
+        self._single_class = False
+        if kind == "gradient":
+            ll = adapters.last_layer_outputs(
+                est, X_pool, batch_size=self.batch_size, device=None, progress=progress
+            )
+            if ll.logits.shape[1] < 2:
+                self._single_class = True
+            else:
+                T, source = self._temperature(est, classifier, X_labeled, y_labeled)
+                self.temperature_, self.temperature_source_ = float(T), source
+                emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
+                self._operator = FactoredOperator(emb.a, emb.h)
+                self._sigma = emb.sigma
+        else:
+            probs = adapters.posterior_probas(
+                est, X_pool, n_samples=self.n_posterior_samples, random_state=self.random_state,
+                batch_size=self.batch_size, device=None, progress=progress,
+            )
+            if probs.shape[2] < 2:
+                self._single_class = True
+            else:
+                emb = posterior_embedding(probs)
+                self._operator = DenseOperator(emb.e)
+                self._sigma = emb.sigma
+        self.embedding_kind_ = kind
+        self.embedding_time_ = time.perf_counter() - t0
+        if self._verbose:
+            print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
+                  f"{self.embedding_time_:.2f}s")
+
+    # -- selection -----------------------------------------------------------------------------
+    def _query(self, n_instances):
+        t0 = time.perf_counter()
+        if self._single_class:
+            warnings.warn(
+                "The estimator knows a single class, so every embedding is zero and carries no "
+                "information; returning a uniformly random batch. Label points of another class "
+                "(or seed the labeled set with every class) to use the sparse approximation.",
+                UserWarning, stacklevel=3,
+            )
+            idx = numpy_rng(self.random_state).choice(self.n_pool_, n_instances, replace=False)
+            self.weights_ = np.ones(n_instances)
+            self.objective_, self.n_iter_, self.converged_, self.history_ = np.nan, 0, True, []
+            self.solve_time_ = time.perf_counter() - t0
+            return idx, None
+        operator = self._operator
+        if self.sketch_dim is not None:
+            gen = torch_generator(self.random_state, "cpu")
+            operator = sketch(operator, self.sketch_dim, generator=gen)
+        problem = SparseApproxProblem(
+            operator, self._sigma, n_instances, alpha=self.alpha, beta=self.beta,
+            device=self._device, dtype=self._dtype,
+        )
+        if self.solver == "greedy":
+            res = greedy(problem, tau=self.tau)
+        else:
+            res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
+                               patience=self.patience, prox=self.prox)
+        self.result_ = res
+        self.weights_ = res.weights
+        self.objective_ = res.objective
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.history_ = res.history
+        self.solve_time_ = time.perf_counter() - t0
+        if self._verbose:
+            print(f"[SparseApproxSampler] {self.solver} picked {n_instances} of {self.n_pool_} in "
+                  f"{self.solve_time_:.2f}s ({res.n_iter} iterations)")
+        return res.indices, res.weights
+
+
+#: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.
+sparse_greedy = SparseApproxSampler(solver="greedy")
+#: Ready-made proximal-IHT sampler.
+sparse_iht = SparseApproxSampler(solver="iht")
