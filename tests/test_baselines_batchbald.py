@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from sparse_query.baselines import batchbald, joint_entropy
@@ -136,3 +138,28 @@ def test_cuda_matches_cpu():
     gpu = batchbald(p, 4, n_configurations=10**6, device="cuda",
                     generator=torch.Generator(device="cuda").manual_seed(0))
     assert gpu.indices.cpu().tolist() == cpu.indices.tolist()
+
+
+def test_chunked_pool_gives_the_same_batch(monkeypatch):
+    import importlib
+
+    bb_module = importlib.import_module("sparse_query.baselines.batch_bald")
+
+    p = _probs(9, 5, 40, 3)
+    want = batchbald(p, 6, n_configurations=10**6)
+    monkeypatch.setattr(bb_module, "_CHUNK_ELEMENTS", 10)  # chunks of a few candidates
+    got = batchbald(p, 6, n_configurations=10**6)
+    assert got.indices.tolist() == want.indices.tolist()
+    torch.testing.assert_close(got.scores, want.scores)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 4), st.integers(2, 4), st.integers(0, 2**31 - 1),
+       st.data())
+def test_exactly_b_distinct_in_range(n, M, K, seed, data):
+    p = _probs(seed % 1000, M, n, K)
+    b = data.draw(st.integers(1, n))
+    n_conf = data.draw(st.integers(1, 50))
+    res = batchbald(p, b, n_configurations=n_conf, generator=torch.Generator().manual_seed(seed))
+    idx = res.indices.tolist()
+    assert len(idx) == b and len(set(idx)) == b and min(idx) >= 0 and max(idx) < n

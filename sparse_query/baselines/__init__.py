@@ -21,7 +21,7 @@ BayesianCoreset           :func:`bayesian_coreset`                      posterio
 """
 from ._common import SelectionResult
 from .badge import BADGE, badge_kmeanspp
-from .batchbald import BatchBALD, batchbald, joint_entropy
+from .batch_bald import BatchBALD, batchbald, joint_entropy
 from .coreset import BayesianCoreset, CoresetResult, bayesian_coreset, coreset_projections
 from .kcenter import KCenterGreedy, kcenter_greedy
 from .uncertainty import (

@@ -27,7 +27,7 @@ __all__ = [
 # -- scores ------------------------------------------------------------------------------
 def _entropy(p: torch.Tensor) -> torch.Tensor:
     """Shannon entropy (nats) over the last axis, with 0 log 0 = 0."""
-    return -torch.special.xlogy(p, p).sum(-1)
+    return 0.0 - torch.special.xlogy(p, p).sum(-1)  # 0.0 - x: no negative zeros
 
 
 def entropy_scores(probs) -> torch.Tensor:

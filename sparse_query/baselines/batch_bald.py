@@ -41,7 +41,7 @@ __all__ = ["batchbald", "joint_entropy", "BatchBALD"]
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
-    return -torch.special.xlogy(p, p).sum(-1)
+    return 0.0 - torch.special.xlogy(p, p).sum(-1)  # 0.0 - x: no negative zeros
 
 
 def _renormalise(pm: torch.Tensor, log_scale: torch.Tensor):
