@@ -323,14 +323,15 @@ def _check_batch_size(batch_size, n):
 
 
 @contextmanager
-def _progress(total, enabled, desc):
+def _progress(total, enabled, desc, depth=1):
+    """A tqdm bar, or None; ``depth`` is how many calls lie between the user and the caller."""
     bar = None
     if enabled:
         try:
             from tqdm.auto import tqdm
         except ImportError:
             warnings.warn("progress=True needs tqdm (pip install tqdm); continuing without a bar.",
-                          UserWarning, stacklevel=4)
+                          UserWarning, stacklevel=3 + depth)
         else:
             bar = tqdm(total=total, desc=desc, leave=False)
     try:
@@ -574,7 +575,7 @@ def _torch_last_layer(module, default_device, X, transforms, *, batch_size, devi
     embed = getattr(module, "embed", None)
     with _inference(module, _target_device(default_device, device)) as (dev, handles):
         capture = _Capture(module, handles)
-        with _progress(n, progress, "last layer") as bar:
+        with _progress(n, progress, "last layer", depth=2) as bar:
             for start, stop, chunk in _chunks(X, n, batch_size, bar):
                 x = _to_tensor(_apply(transforms, chunk), dtype, dev)
                 capture.last = None
@@ -698,7 +699,7 @@ def _torch_posterior(module, default_device, X, transforms, *, n_samples, random
         draws = None
         if not variational:
             draws = _DrawHooks(module, n_samples, torch_generator(random_state, "cpu"), handles, {})
-        with _progress(n, progress, "posterior draws") as bar:
+        with _progress(n, progress, "posterior draws", depth=2) as bar:
             for start, stop, chunk in _chunks(X, n, batch_size, bar):
                 x = _to_tensor(_apply(transforms, chunk), dtype, dev)
                 shape = (n,) + tuple(x.shape[1:])

@@ -518,6 +518,7 @@ def test_modal_committee_aligns_members_on_the_union_of_classes(digits):
                       X_training=X[idx_b], y_training=y[idx_b]),
     ]
     committee = Committee(members)
+    assert unwrap_estimator(committee) is committee
     assert has_posterior(committee) and not has_last_layer(committee)
     assert_array_equal(classes_of(committee), np.arange(10))
     P = posterior_probas(committee, X, batch_size=50)
@@ -536,6 +537,9 @@ def test_modal_committee_aligns_members_on_the_union_of_classes(digits):
     assert_array_equal(np.sort(yl), np.sort(y[union]))
     with pytest.raises(EmbeddingNotSupportedError, match="Committee has no last linear layer"):
         last_layer_outputs(committee, X)
+    committee.X_training, committee.y_training = X[:5], y[:5]  # the committee's own data wins
+    Xl, yl = get_labeled_data(committee)
+    assert_allclose(Xl, X[:5]) and assert_array_equal(yl, y[:5])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -604,9 +608,14 @@ def test_progress_bar_and_missing_tqdm(digits, monkeypatch):
     lr = _fit(LogisticRegression(max_iter=100), X, y)
     a = last_layer_outputs(lr, X, batch_size=50, progress=True)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails
-    with pytest.warns(UserWarning, match="needs tqdm"):
+    with pytest.warns(UserWarning, match="needs tqdm") as rec:
         b = last_layer_outputs(lr, X, batch_size=50, progress=True)
+    assert rec[0].filename == __file__  # points at the caller
     assert_close(a.logits, b.logits)
+    net = DropNet(d=64, h=4, k=10)
+    with pytest.warns(UserWarning, match="needs tqdm") as rec:
+        posterior_probas(net, X, n_samples=2, progress=True)
+    assert rec[0].filename == __file__
 
 
 def test_device_argument_cpu(skorch_net, digits):
