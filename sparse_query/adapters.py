@@ -687,12 +687,14 @@ def _torch_posterior(module, default_device, X, transforms, *, n_samples, random
     dtype = _module_dtype(module)
     out = None
     with _inference(module, _target_device(default_device, device)) as (dev, handles):
-        var_params = {}
+        var_params, gens = {}, {}
         if variational:
             for m in variational:  # registration order: reproducible
                 p = _param(m)
-                gen = torch_generator(random_state, p.device if p is not None else "cpu")
-                W, b = m.sample_parameters(n_samples, gen)
+                where = p.device if p is not None else torch.device("cpu")
+                if str(where) not in gens:  # one stream per device, shared by its layers
+                    gens[str(where)] = torch_generator(random_state, where)
+                W, b = m.sample_parameters(n_samples, gens[str(where)])
                 var_params[m] = (W.detach().to(dev), None if b is None else b.detach().to(dev))
         capture = _Capture(module, handles)
         fast = None
@@ -1161,8 +1163,8 @@ def posterior_probas(estimator, X, *, n_samples: int = 20, random_state=None,
       Members' columns are aligned to the ensemble's ``classes_`` (a member that never saw a
       class gives it probability 0); a committee aligns on the union of its members' classes.
     - **Variational layers** (``is_variational = True``, ``sample_parameters(M, generator)``): ``M``
-      weight samples are drawn once (seeded) and applied to every chunk. Dropout layers stay
-      off in this case.
+      weight samples are drawn once from a generator on the layer's device seeded by
+      ``random_state`` and applied to every chunk. Dropout layers stay off in this case.
     - **MC dropout** (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``,
       ``FeatureAlphaDropout`` with ``p > 0``): ``M`` forward passes with dropout active and
       everything else in eval mode, draw ``i`` using the same masks for every pool point (masks
