@@ -6,25 +6,21 @@ numpy arrays and torch tensors.
 
 What is found where (duck typing; skorch, modAL and tqdm are imported lazily, if at all):
 
-=============================================  ============================  ==========================
-estimator                                      last layer (features, logits)  posterior draws
-=============================================  ============================  ==========================
-``torch.nn.Module`` / skorch net               input / output of the last     MC dropout (fixed masks) or
-                                               executed ``nn.Linear``         a variational last layer
-``LogisticRegression``, ``SGDClassifier`` ...  ``X`` and ``coef_``/``intercept_``  --
-``MLPClassifier``                              penultimate activations        --
-``Pipeline``                                   the final step's, on transformed ``X``
-forests, bagging, soft voting                  --                             the members
-modAL ``Committee``                            --                             the members
-modAL ``ActiveLearner``                        its ``.estimator``'s           its ``.estimator``'s
-=============================================  ============================  ==========================
+- ``torch.nn.Module`` / skorch net: last layer = input and output of the last executed
+  ``nn.Linear`` (or ``module.last_layer``); posterior draws = MC dropout with fixed masks, or
+  a variational layer's weight samples.
+- ``LogisticRegression``, ``SGDClassifier`` and other linear classifiers: last layer = ``X`` and
+  ``coef_`` / ``intercept_``.
+- ``MLPClassifier``: last layer = the last hidden activations and the output layer.
+- ``Pipeline``: the final step's, on ``X`` transformed by the other steps.
+- forests, bagging, soft voting, a modAL ``Committee``: posterior draws = the members.
+- modAL ``ActiveLearner``: whatever its ``.estimator`` offers.
 
 Every function that touches the pool works in chunks of ``batch_size`` rows, and every change
 to a torch module (eval mode, hooks, device) is undone in ``finally``.
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,7 +129,7 @@ def unwrap_estimator(obj):
 
 
 def _resolve(estimator):
-    """``(transforms, final)``: the pipeline prefixes to apply to ``X``, then the final estimator."""
+    """``(transforms, final)``: pipeline prefixes to apply to ``X``, then the final estimator."""
     transforms = []
     est = unwrap_estimator(estimator)
     for _ in range(16):
@@ -430,9 +426,12 @@ def _module_dtype(module):
 def _same_device(a: torch.device, b: torch.device) -> bool:
     if a.type != b.type:
         return False
-    ia = a.index if a.index is not None else (torch.cuda.current_device() if a.type == "cuda" else 0)
-    ib = b.index if b.index is not None else (torch.cuda.current_device() if b.type == "cuda" else 0)
-    return ia == ib
+    def index(d):
+        if d.index is not None:
+            return d.index
+        return torch.cuda.current_device() if d.type == "cuda" else 0
+
+    return index(a) == index(b)
 
 
 @contextmanager
@@ -585,9 +584,9 @@ def _torch_last_layer(module, default_device, X, transforms, *, batch_size, devi
                     layer0 = layer
                     if not _head_ok(out, z):
                         warnings.warn(
-                            f"The output of {_name(module)} is not the output of its last linear "
-                            f"layer ({_name(layer)}) up to a softmax or log-softmax; the logits are "
-                            "taken from that layer.", UserWarning, stacklevel=3,
+                            f"The output of {_name(module)} is not the output of its last "
+                            f"linear layer ({_name(layer)}) up to a softmax or log-softmax; the "
+                            "logits are taken from that layer.", UserWarning, stacklevel=3,
                         )
                     if callable(embed):
                         e = embed(x)

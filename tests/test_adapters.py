@@ -221,7 +221,8 @@ def test_skorch_features_are_the_head_input(skorch_net, digits):
     assert out.features.dtype == torch.float32 and out.features.device.type == "cpu"
     assert_close(out.features, h)
     assert_close(out.logits, z)
-    assert_close(out.logits, out.features @ module.head.weight.detach().T + module.head.bias.detach())
+    W, c = module.head.weight.detach(), module.head.bias.detach()
+    assert_close(out.logits, out.features @ W.T + c)
     assert out.bias is True
     assert_array_equal(out.classes, np.arange(10))
     assert_allclose(softmax(out.logits.numpy(), axis=1), skorch_net.predict_proba(X), atol=1e-6)
@@ -564,7 +565,8 @@ def test_unfitted_estimators(digits):
 def test_estimator_without_predict_proba(digits):
     X, y = digits
     svc = SVC().fit(X[:80], y[:80])
-    with pytest.raises(EmbeddingNotSupportedError, match=r"SVC has no predict_proba.*probability=True"):
+    with pytest.raises(EmbeddingNotSupportedError,
+                       match=r"SVC has no predict_proba.*probability=True"):
         predict_proba(svc, X)
     assert not has_last_layer(svc) and not has_posterior(svc)
     with pytest.raises(EmbeddingNotSupportedError, match="SVC has no last linear layer"):
