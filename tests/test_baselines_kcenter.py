@@ -1,6 +1,5 @@
 """k-Center greedy: 2-approximation, labeled-set initialisation, determinism, chunked distances."""
 import itertools
-import warnings
 
 import numpy as np
 import pytest
