@@ -48,7 +48,9 @@ def _check_probs(probs, name: str = "probs", *, ndim: int, device=None) -> torch
     """Class probabilities: non-negative, rows summing to 1 (last axis), at least one row."""
     p = _to_tensor(probs, name, ndim=ndim, device=device)
     if p.shape[-1] < 1 or p.numel() == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(p.shape)}); pass at least one row and class.")
+        raise ValueError(
+            f"{name} is empty (shape {tuple(p.shape)}); pass at least one row and class."
+        )
     if bool((p < 0).any()):
         raise ValueError(f"{name} has negative entries; pass probabilities (e.g. softmax outputs).")
     sums = p.sum(-1)
@@ -56,7 +58,8 @@ def _check_probs(probs, name: str = "probs", *, ndim: int, device=None) -> torch
     if bool(((sums - 1).abs() > tol * max(1, p.shape[-1])).any()):
         raise ValueError(
             f"{name} rows must sum to 1 over the last axis (classes); got sums in "
-            f"[{float(sums.min()):.4g}, {float(sums.max()):.4g}]. Pass predict_proba outputs, not logits."
+            f"[{float(sums.min()):.4g}, {float(sums.max()):.4g}]. Pass predict_proba outputs, "
+            "not logits."
         )
     return p
 

@@ -18,8 +18,8 @@ configurations of the chosen points:
 Cost per added point: ``O(n * M * C * K)`` with ``C = min(K^|A|, n_configurations)``, i.e.
 ``O(n * M * n_configurations * K * b)`` for the batch -- by far the slowest baseline for large
 ``b`` (measured: about 5 s per selected point for n = 20,000, M = 20, K = 10 and the default
-``n_configurations`` on 2 CPU cores). Memory is bounded by chunking the pool (about 4 M elements per temporary). Computation
-is in float64.
+``n_configurations`` on 2 CPU cores). Memory is bounded by chunking the pool (about 4 M
+elements per temporary). Computation is in float64.
 """
 from __future__ import annotations
 
