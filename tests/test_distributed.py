@@ -1,0 +1,214 @@
+"""Dask path (issue 8): the same batch as the single-machine solvers, and clear failures.
+
+A real ``LocalCluster`` (2 worker processes, loopback only) serves the whole module.
+"""
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+from sparse_query.adapters import last_layer_outputs  # noqa: E402
+from sparse_query.distributed import (  # noqa: E402
+    DaskOperator,
+    DaskQueryError,
+    greedy_dask,
+    proximal_iht_dask,
+    query_dask,
+)
+from sparse_query.embeddings import gradient_embedding  # noqa: E402
+from sparse_query.problem import FactoredOperator, SparseApproxProblem, sketch  # noqa: E402
+from sparse_query.solvers import greedy, proximal_iht  # noqa: E402
+from sparse_query._utils import torch_generator  # noqa: E402
+
+CHUNK = 150
+
+
+@pytest.fixture(scope="module")
+def client():
+    # no retry after a worker dies, so the killed-worker test fails fast (the default is 3)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.CRITICAL,
+        )
+        c = distributed.Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def _factors(n=900, K=4, d=12, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(n, K, generator=g, dtype=dtype) * 0.3
+    H = torch.randn(n, d, generator=g, dtype=dtype)
+    sigma = torch.rand(n, generator=g, dtype=dtype) / n * 3
+    return A, H, sigma
+
+
+def _dask(x):
+    return da.from_array(x.numpy(), chunks=(CHUNK, -1) if x.ndim == 2 else CHUNK)
+
+
+def test_operator_products_match_single_machine(client):
+    A, H, _ = _factors()
+    ref = FactoredOperator(A, H, chunk_size=CHUNK)
+    op = DaskOperator.from_factors(_dask(A), _dask(H), client=client, dtype="float64")
+    try:
+        holders = {w for ws in client.who_has(op.chunks).values() for w in ws}
+        assert len(op.chunks) == 6 and len(holders) == 2  # several chunks on each worker
+        g = torch.Generator().manual_seed(1)
+        r = torch.randn(4, 12, generator=g, dtype=torch.float64)
+        u = torch.randn(900, generator=g, dtype=torch.float64)
+        idx = torch.tensor([5, 899, 0, 300, 5])
+        vals = torch.randn(5, generator=g, dtype=torch.float64)
+        torch.testing.assert_close(op.project(r), ref.project(r), rtol=0, atol=0)
+        torch.testing.assert_close(op.combine(u), ref.combine(u), rtol=0, atol=0)
+        torch.testing.assert_close(op.combine_rows(idx, vals), ref.combine_rows(idx, vals),
+                                   rtol=0, atol=0)
+        torch.testing.assert_close(op.project_rows(r, idx), ref.project_rows(r, idx), rtol=0, atol=0)
+        torch.testing.assert_close(op.gram_columns(idx[:3]), ref.gram_columns(idx[:3]))
+        torch.testing.assert_close(op.gram_block(idx, idx[:2]), ref.gram_block(idx, idx[:2]))
+        torch.testing.assert_close(op.sqnorms(), ref.sqnorms())
+        torch.testing.assert_close(op.dense(), ref.dense())
+        # the Khatri-Rao sketch per chunk equals the single-machine sketch
+        sk = op.sketch(16, generator=torch.Generator().manual_seed(3))
+        ref_sk = sketch(ref, 16, generator=torch.Generator().manual_seed(3))
+        torch.testing.assert_close(sk.dense(), ref_sk.E)
+        sk.close()
+    finally:
+        op.close()
+
+
+@pytest.mark.parametrize("sketch_dim", [None, 16])
+def test_iht_same_batch_as_single_machine(client, sketch_dim):
+    A, H, sigma = _factors(seed=2)
+    b = 40
+    res = proximal_iht_dask(_dask(A), _dask(H), _dask(sigma), b, alpha=1.0, beta=1e-3,
+                            max_iter=15, sketch_dim=sketch_dim, random_state=7, client=client,
+                            dtype="float64")
+    prob = SparseApproxProblem((A, H), sigma, b, alpha=1.0, beta=1e-3, device="cpu",
+                               dtype="float64", chunk_size=CHUNK)
+    if sketch_dim is not None:
+        op = sketch(prob.op, sketch_dim, generator=torch_generator(7))
+        prob = SparseApproxProblem(op, sigma, b, alpha=1.0, beta=1e-3, device="cpu",
+                                   dtype="float64", chunk_size=CHUNK)
+    ref = proximal_iht(prob, max_iter=15)
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    np.testing.assert_allclose(res.weights, ref.weights, rtol=1e-9, atol=1e-12)
+    assert res.n_iter == ref.n_iter
+    assert res.info["n_chunks"] == 6
+
+
+def test_greedy_same_batch_as_single_machine(client):
+    A, H, sigma = _factors(n=600, seed=3)
+    res = greedy_dask(_dask(A), _dask(H), sigma.numpy(), 12, client=client, dtype="float64")
+    ref = greedy(SparseApproxProblem((A, H), sigma, 12, device="cpu", dtype="float64",
+                                     chunk_size=CHUNK))
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    np.testing.assert_allclose(res.weights, ref.weights, rtol=1e-9, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    rng = np.random.default_rng(0)
+    lab = rng.choice(len(X), 60, replace=False)
+    model = LogisticRegression(max_iter=300).fit(X[lab], y[lab])
+    pool = np.delete(X, lab, axis=0)[:600]
+    return model, pool
+
+
+@pytest.mark.parametrize("sketch_dim", [None, 32])
+def test_query_dask_matches_single_machine_path(client, digits_model, sketch_dim):
+    model, pool = digits_model
+    b, T = 25, 0.1
+    idx, info = query_dask(model, da.from_array(pool, chunks=(CHUNK, -1)), b, temperature=T,
+                           max_iter=15, sketch_dim=sketch_dim, random_state=11, client=client)
+    out = last_layer_outputs(model, pool)
+    emb = gradient_embedding(out.logits, out.features, temperature=T, bias=out.bias)
+    prob = SparseApproxProblem((emb.a, emb.h), emb.sigma, b, device="cpu", chunk_size=CHUNK)
+    if sketch_dim is not None:
+        op = sketch(prob.op, sketch_dim, generator=torch_generator(11))
+        prob = SparseApproxProblem(op, emb.sigma, b, device="cpu", chunk_size=CHUNK)
+    ref = proximal_iht(prob, max_iter=15)
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(idx, ref.indices)
+    # float32: the dense sketch's Phi u is a chunked sum here and one GEMV there, so weights
+    # agree to float32 rounding carried through the iterations; the batch is identical
+    np.testing.assert_allclose(info["weights"], ref.weights, rtol=2e-3, atol=1e-5)
+    assert info["n_chunks"] == 4 and info["n_workers"] == 2
+
+
+def test_query_dask_greedy_returns_distinct_indices(client, digits_model):
+    model, pool = digits_model
+    idx, info = query_dask(model, da.from_array(pool[:300], chunks=(100, -1)), 10,
+                           solver="greedy", sketch_dim=16, random_state=0, client=client)
+    assert idx.shape == (10,) and len(set(idx.tolist())) == 10
+    assert idx.min() >= 0 and idx.max() < 300 and info["n_iter"] == 10
+
+
+def test_bad_parameters(client, digits_model):
+    model, pool = digits_model
+    X = da.from_array(pool[:100], chunks=(50, -1))
+    with pytest.raises(ValueError, match="solver='lasso'"):
+        query_dask(model, X, 5, solver="lasso", client=client)
+    with pytest.raises(ValueError, match="n_instances=101 must be <= 100"):
+        query_dask(model, X, 101, client=client)
+    with pytest.raises(TypeError, match="X_pool must be a dask.array.Array"):
+        query_dask(model, pool, 5, client=client)
+    with pytest.raises(ValueError, match="sketch_dim=0 must be >= 1"):
+        query_dask(model, X, 5, sketch_dim=0, client=client)
+    with pytest.raises(ValueError, match="timeout=0.0 must be > 0"):
+        query_dask(model, X, 5, timeout=0, client=client)
+    with pytest.raises(TypeError, match="client must be a distributed.Client"):
+        query_dask(model, X, 5, client="tcp://nowhere:8786")
+    with pytest.raises(TypeError, match="temperature='auto'"):
+        query_dask(model, X, 5, temperature="auto", client=client)
+    A, H, sigma = _factors(n=100)
+    with pytest.raises(ValueError, match="H has 99 rows but A has 100"):
+        proximal_iht_dask(_dask(A), _dask(H[:99]), sigma, 5, client=client)
+    bad = A.clone()
+    bad[70, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinity \\(first at row 70\\)"):
+        proximal_iht_dask(_dask(bad), _dask(H), sigma, 5, client=client)
+
+
+def test_killed_worker_is_a_clear_error(client, tmp_path):
+    """A block function that kills its own worker process: DaskQueryError, not a hang."""
+    flag = str(tmp_path / "kill")
+
+    class Killer(torch.nn.Module):  # local class: pickled by value to the workers
+        def __init__(self):
+            super().__init__()
+            self.parent = os.getpid()
+            self.flag = flag
+            self.body = torch.nn.Linear(8, 6)
+            self.head = torch.nn.Linear(6, 3)
+
+        def forward(self, x):
+            if os.getpid() != self.parent and os.path.exists(self.flag):
+                os._exit(1)
+            return self.head(torch.relu(self.body(x)))
+
+    model = Killer()
+    X = da.from_array(np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32),
+                      chunks=(100, -1))
+    open(flag, "w").close()
+    try:
+        with pytest.raises(DaskQueryError, match="worker died"):
+            query_dask(model, X, 5, client=client, timeout=60)
+    finally:
+        os.remove(flag)
+        client.wait_for_workers(2, timeout=60)
