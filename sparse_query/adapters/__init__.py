@@ -32,7 +32,7 @@ from scipy.special import expit
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ._utils import check_int, resolve_device, torch_generator
+from .._utils import check_int, resolve_device, torch_generator
 
 __all__ = [
     "EmbeddingNotSupportedError",
