@@ -1,0 +1,371 @@
+"""Shared helpers of the adapters: errors, wrappers, labeled data, fitted checks, classes,
+chunking, conversion and progress bars, and the :class:`LastLayer` result type."""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+
+from .._utils import check_int
+
+_LAST_LAYER_HELP = (
+    "Use embedding='posterior' (its members are posterior draws), or a LogisticRegression / "
+    "MLPClassifier / skorch net."
+)
+_GRADIENT_USERS = (
+    "Use a LogisticRegression, SGDClassifier(loss='log_loss'), MLPClassifier, or a skorch net / "
+    "torch module whose logits come from a final nn.Linear."
+)
+_POSTERIOR_HELP = (
+    "Posterior draws come from ensembles (RandomForestClassifier, ExtraTreesClassifier, "
+    "BaggingClassifier, soft VotingClassifier), a modAL Committee, or a skorch net / torch module "
+    "with nn.Dropout layers (MC dropout) or a variational last layer (sparse_query.nn). "
+    "Use embedding='gradient' for single models with a last linear layer."
+)
+
+
+class EmbeddingNotSupportedError(TypeError):
+    """The estimator offers neither the features nor the posterior draws that were asked for.
+
+    The message says what is needed and which estimators provide it.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognising wrappers
+# ---------------------------------------------------------------------------------------------
+def _is_committee(obj) -> bool:
+    return hasattr(obj, "learner_list") and isinstance(getattr(obj, "learner_list"), (list, tuple))
+
+
+def _is_learner(obj) -> bool:
+    return (not _is_committee(obj)) and hasattr(obj, "estimator") and hasattr(obj, "query_strategy")
+
+
+def _is_skorch_net(obj) -> bool:
+    cls = type(obj)
+    return all(hasattr(cls, name) for name in ("initialize", "get_iterator", "infer")) and hasattr(
+        obj, "module"
+    )
+
+
+def _is_pipeline(obj) -> bool:
+    return hasattr(obj, "steps") and isinstance(getattr(obj, "steps"), list) and hasattr(
+        obj, "__getitem__"
+    )
+
+
+def _name(obj) -> str:
+    return type(obj).__name__
+
+
+def unwrap_estimator(obj):
+    """Return the estimator a modAL ``ActiveLearner`` wraps (recursively).
+
+    Parameters
+    ----------
+    obj : object
+        Any object with ``.estimator`` and ``.query_strategy`` (a modAL learner), or anything else.
+
+    Returns
+    -------
+    estimator : object
+        ``obj.estimator`` (unwrapped again while it is itself a learner). A modAL ``Committee`` and
+        every other object are returned as they are: a committee's members are posterior draws.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> clf = LogisticRegression()
+    >>> unwrap_estimator(clf) is clf
+    True
+    """
+    seen = 0
+    while _is_learner(obj) and seen < 16:
+        obj = obj.estimator
+        seen += 1
+    return obj
+
+
+def _resolve(estimator):
+    """``(transforms, final)``: pipeline prefixes to apply to ``X``, then the final estimator."""
+    transforms = []
+    est = unwrap_estimator(estimator)
+    for _ in range(16):
+        if _is_pipeline(est):
+            if len(est.steps) > 1:
+                transforms.append(est[:-1])
+            est = unwrap_estimator(est.steps[-1][1])
+        else:
+            break
+    return transforms, est
+
+
+def _apply(transforms, X):
+    for t in transforms:
+        X = t.transform(X)
+    return X
+
+
+def _members(committee):
+    return [unwrap_estimator(m) for m in committee.learner_list]
+
+
+# ---------------------------------------------------------------------------------------------
+# Labeled data, fitted checks, classes
+# ---------------------------------------------------------------------------------------------
+def _concat(parts):
+    if all(isinstance(p, torch.Tensor) for p in parts):
+        return torch.cat(parts)
+    if all(hasattr(p, "tocsr") for p in parts):
+        import scipy.sparse as sp
+
+        return sp.vstack(parts).tocsr()
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def get_labeled_data(obj):
+    """The labeled data a modAL learner or committee holds.
+
+    Parameters
+    ----------
+    obj : object
+        A modAL ``ActiveLearner`` (``X_training`` / ``y_training``), a modAL ``Committee`` (its own
+        ``X_training`` when set, otherwise the union of its members' labeled data, duplicates
+        removed for numeric arrays) or anything else.
+
+    Returns
+    -------
+    X : array-like of shape (n_labeled, ...) or None
+    y : array-like of shape (n_labeled,) or None
+        ``(None, None)`` when ``obj`` holds no labeled data.
+    """
+    if _is_committee(obj):
+        X, y = getattr(obj, "X_training", None), getattr(obj, "y_training", None)
+        if X is not None and y is not None:
+            return X, y
+        Xs, ys = [], []
+        for learner in obj.learner_list:
+            Xi, yi = get_labeled_data(learner)
+            if Xi is not None and yi is not None:
+                Xs.append(Xi)
+                ys.append(yi)
+        if not Xs:
+            return None, None
+        X, y = _concat(Xs), _concat(ys)
+        if isinstance(X, np.ndarray) and isinstance(y, np.ndarray) and X.dtype != object:
+            flat = X.reshape(X.shape[0], -1)
+            key = np.concatenate([flat, y.reshape(y.shape[0], -1).astype(flat.dtype, copy=False)],
+                                 axis=1) if np.issubdtype(y.dtype, np.number) else flat
+            _, first = np.unique(key, axis=0, return_index=True)
+            keep = np.sort(first)
+            X, y = X[keep], y[keep]
+        return X, y
+    if _is_learner(obj):
+        X, y = getattr(obj, "X_training", None), getattr(obj, "y_training", None)
+        if X is None or y is None:
+            return None, None
+        return X, y
+    return None, None
+
+
+def check_fitted(estimator) -> None:
+    """Raise ``NotFittedError`` when the (unwrapped) estimator is not fitted.
+
+    scikit-learn estimators and pipelines use :func:`sklearn.utils.validation.check_is_fitted`;
+    skorch nets raise skorch's ``NotInitializedError`` (a ``NotFittedError`` subclass) unless
+    initialized; a committee checks every member; a plain ``torch.nn.Module`` always passes.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        With a message naming the estimator and telling to fit it first.
+    """
+    if _is_committee(estimator):
+        if not estimator.learner_list:
+            raise NotFittedError("The modAL Committee has no members; add fitted learners first.")
+        for i, member in enumerate(_members(estimator)):
+            try:
+                check_fitted(member)
+            except NotFittedError as err:
+                raise type(err)(f"Committee member {i} is not fitted: {err}") from None
+        return
+    est = unwrap_estimator(estimator)
+    if isinstance(est, torch.nn.Module):
+        return
+    if _is_skorch_net(est):
+        if not getattr(est, "initialized_", False) or not hasattr(est, "module_"):
+            from skorch.exceptions import NotInitializedError
+
+            raise NotInitializedError(
+                f"This {_name(est)} is not initialized yet; call 'fit' (or 'initialize') on it "
+                "before querying."
+            )
+        return
+    if not hasattr(est, "fit"):
+        return
+    try:
+        check_is_fitted(est)
+    except NotFittedError:
+        raise NotFittedError(
+            f"This {_name(est)} is not fitted yet; call 'fit' with the labeled data before "
+            "querying (a modAL ActiveLearner fits it when given X_training / y_training)."
+        ) from None
+
+
+def classes_of(estimator):
+    """The class labels in the column order of :func:`predict_proba`, or ``None`` if unknown.
+
+    For a modAL ``Committee``: its ``classes_`` or the sorted union of the members' classes; for
+    a plain torch module: ``None``. (:func:`last_layer_outputs` reports ``classes=None`` when a
+    skorch net's module has more outputs than the classes it saw, e.g. a seed set missing a
+    class, since the columns are then output indices.)
+
+    Returns
+    -------
+    classes : ndarray of shape (n_classes,) or None
+    """
+    if _is_committee(estimator):
+        classes = getattr(estimator, "classes_", None)
+        if classes is not None:
+            return np.asarray(classes)
+        known = [classes_of(m) for m in _members(estimator)]
+        known = [c for c in known if c is not None]
+        return np.unique(np.concatenate(known)) if known else None
+    est = unwrap_estimator(estimator)
+    if isinstance(est, torch.nn.Module):
+        return None
+    try:
+        classes = est.classes_
+    except (AttributeError, NotFittedError):
+        return None
+    return None if classes is None else np.asarray(classes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunking, conversion, progress
+# ---------------------------------------------------------------------------------------------
+def _num_rows(X) -> int:
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    return len(X)
+
+
+def _prepare_X(X, name="X"):
+    if X is None:
+        raise ValueError(f"{name} is None; pass the pool as an array-like.")
+    if isinstance(X, (list, tuple)):
+        X = np.asarray(X)
+    if hasattr(X, "tocsr") and not hasattr(X, "indptr"):  # coo & co: make it row-sliceable
+        X = X.tocsr()
+    n = _num_rows(X)
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 rows); pass at least one sample.")
+    return X, n
+
+
+def _take(X, start, stop):
+    if hasattr(X, "iloc"):
+        return X.iloc[start:stop]
+    return X[start:stop]
+
+
+def _check_batch_size(batch_size, n):
+    if batch_size is None:
+        return max(n, 1)
+    return check_int(batch_size, "batch_size", min_val=1)
+
+
+@contextmanager
+def _progress(total, enabled, desc, depth=1):
+    """A tqdm bar, or None; ``depth`` is how many calls lie between the user and the caller."""
+    bar = None
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            warnings.warn("progress=True needs tqdm (pip install tqdm); continuing without a bar.",
+                          UserWarning, stacklevel=3 + depth)
+        else:
+            bar = tqdm(total=total, desc=desc, leave=False)
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _chunks(X, n, batch_size, bar):
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield start, stop, _take(X, start, stop)
+        if bar is not None:
+            bar.update(stop - start)
+
+
+def _to_numpy(chunk, dtype=None):
+    if isinstance(chunk, torch.Tensor):
+        chunk = chunk.detach().cpu().numpy()
+    elif hasattr(chunk, "toarray"):
+        chunk = chunk.toarray()
+    elif hasattr(chunk, "to_numpy"):
+        chunk = chunk.to_numpy()
+    return np.asarray(chunk, dtype=dtype)
+
+
+def _to_tensor(chunk, dtype, device):
+    if not isinstance(chunk, torch.Tensor):
+        chunk = torch.as_tensor(_to_numpy(chunk))
+    if chunk.is_floating_point() and chunk.dtype != dtype:
+        chunk = chunk.to(dtype)
+    return chunk.to(device)
+
+
+def _two_columns(z):
+    """A single logit column (binary) becomes ``[0, z]``, so softmax gives ``[1 - s(z), s(z)]``."""
+    if z.shape[-1] != 1:
+        return z
+    if isinstance(z, torch.Tensor):
+        return torch.cat([torch.zeros_like(z), z], -1)
+    return np.concatenate([np.zeros_like(z), z], axis=-1)
+
+
+def _normalise(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, None)
+    s = p.sum(axis=1, keepdims=True)
+    s[s <= 0] = 1.0
+    return p / s
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Result type
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class LastLayer:
+    """What the last linear layer of a model sees and produces on a pool.
+
+    Attributes
+    ----------
+    features : torch.Tensor of shape (n_samples, n_features)
+        The input of the last linear layer (CPU; float32, or float64 if the model is).
+    logits : torch.Tensor of shape (n_samples, n_classes)
+        Its output, ``features @ W.T + c``. A binary model with a single output column ``z``
+        (scikit-learn's binary ``coef_``, a logistic MLP output, a 1-unit head) gets the two
+        columns ``[0, z]``, so ``softmax(logits)`` is its class probability.
+    bias : bool
+        Whether the last layer has a bias ``c``.
+    classes : ndarray of shape (n_classes,) or None
+        The class labels of the logits' columns, when known.
+    """
+
+    features: torch.Tensor
+    logits: torch.Tensor
+    bias: bool
+    classes: np.ndarray | None

@@ -1,0 +1,96 @@
+"""Ensembles and modAL committees: members as posterior draws, aligned on the classes."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import _is_committee, _members, _name, classes_of
+
+
+def _index_space(est) -> bool:
+    """True for ensembles that fit members on label indices ``0..K-1`` (not on the labels)."""
+    from sklearn.ensemble import (
+        BaggingClassifier, ExtraTreesClassifier, RandomForestClassifier, VotingClassifier,
+    )
+
+    return isinstance(est, (RandomForestClassifier, ExtraTreesClassifier, BaggingClassifier,
+                            VotingClassifier))
+
+
+def _ensemble_members(est):
+    members = getattr(est, "estimators_", None)
+    if members is None or _is_committee(est):
+        return None
+    if isinstance(members, np.ndarray):
+        members = list(members.ravel())
+    if not isinstance(members, (list, tuple)) or len(members) == 0:
+        return None
+    if not all(hasattr(m, "predict_proba") for m in members):
+        return None
+    return list(members)
+
+
+def _align(proba, member_classes, classes, index_space, who):
+    """Put a member's columns into the parent's class order; unseen classes get probability 0."""
+    proba = np.asarray(proba, dtype=np.float64)
+    K = len(classes)
+    if member_classes is None:
+        if proba.shape[1] != K:
+            raise ValueError(f"{who} gives {proba.shape[1]} columns but has no classes_ to align "
+                             f"them with the {K} classes.")
+        return proba
+    member_classes = np.asarray(member_classes)
+    if proba.shape[1] != len(member_classes):
+        raise ValueError(f"{who}: predict_proba has {proba.shape[1]} columns but classes_ has "
+                         f"{len(member_classes)} entries.")
+    if not index_space:
+        pos = {c: i for i, c in enumerate(classes.tolist())}
+        if all(c in pos for c in member_classes.tolist()):
+            cols = np.array([pos[c] for c in member_classes.tolist()], dtype=np.int64)
+        else:
+            index_space = True
+    if index_space:
+        idx = np.asarray(member_classes)
+        ok = np.issubdtype(idx.dtype, np.number) and np.all(idx == np.round(idx)) and (
+            idx.size == 0 or (idx.min() >= 0 and idx.max() < K))
+        if not ok:
+            raise ValueError(f"{who} has classes {member_classes!r} that are neither among the "
+                             f"ensemble's classes {classes!r} nor indices into them.")
+        cols = idx.astype(np.int64)
+    if len(cols) == K and np.array_equal(cols, np.arange(K)):
+        return proba
+    full = np.zeros((proba.shape[0], K))
+    full[:, cols] = proba
+    return full
+
+
+def _member_probas(est, chunk):
+    """List of ``(n_chunk, K)`` aligned member probabilities of an ensemble or committee."""
+    from ._api import predict_proba  # _api imports this module
+
+    if _is_committee(est):
+        classes = classes_of(est)
+        out = []
+        for i, m in enumerate(_members(est)):
+            p = predict_proba(m, chunk)
+            if classes is None:  # members without classes_ (torch modules): columns must agree
+                if out and p.shape[1] != out[0].shape[1]:
+                    raise ValueError(
+                        f"Committee member {i} gives {p.shape[1]} classes and member 0 gives "
+                        f"{out[0].shape[1]}, and they have no classes_ to align them by."
+                    )
+                out.append(p)
+            else:
+                out.append(_align(p, classes_of(m), classes, False, f"Committee member {i}"))
+        return out
+    members = _ensemble_members(est)
+    classes = np.asarray(est.classes_)
+    feats = getattr(est, "estimators_features_", None)
+    x = chunk if not hasattr(chunk, "iloc") else chunk.to_numpy()
+    index_space = _index_space(est)
+    out = []
+    for i, m in enumerate(members):
+        xi = x if feats is None else x[:, feats[i]]
+        p = m.predict_proba(xi)
+        out.append(_align(p, getattr(m, "classes_", None), classes, index_space,
+                          f"{_name(est)} member {i}"))
+    return out

@@ -1,0 +1,374 @@
+"""Torch modules and skorch nets: last-layer hooks, MC dropout and variational draws."""
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+from .._utils import check_int, resolve_device, torch_generator
+from ._common import (
+    _GRADIENT_USERS, _POSTERIOR_HELP, EmbeddingNotSupportedError, LastLayer, _apply,
+    _check_batch_size, _chunks, _is_skorch_net, _name, _prepare_X, _progress, _to_tensor,
+    _two_columns,
+)
+
+
+def _is_variational(m) -> bool:
+    return getattr(m, "is_variational", False) is True and callable(
+        getattr(m, "sample_parameters", None)
+    )
+
+
+_DROPOUT_TYPES = (
+    torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d, torch.nn.Dropout3d,
+    torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout,
+)
+
+
+def _dropouts(module):
+    return [m for m in module.modules() if isinstance(m, _DROPOUT_TYPES) and float(m.p) > 0.0]
+
+
+def _torch_module(est):
+    """``(module, default_device)`` for a torch module or an initialized skorch net, else None."""
+    if isinstance(est, torch.nn.Module):
+        return est, None
+    if _is_skorch_net(est) and isinstance(getattr(est, "module_", None), torch.nn.Module):
+        dev = getattr(est, "device", None)
+        return est.module_, (None if dev is None else torch.device(dev))
+    return None
+
+
+def _param(module):
+    for p in module.parameters():
+        return p
+    for b in module.buffers():
+        return b
+    return None
+
+
+def _module_dtype(module):
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    def index(d):
+        if d.index is not None:
+            return d.index
+        return torch.cuda.current_device() if d.type == "cuda" else 0
+
+    return index(a) == index(b)
+
+
+@contextmanager
+def _inference(module, device):
+    """Eval mode, ``no_grad``, optionally another device; all undone on exit (also on errors).
+
+    Yields ``(device, handles)``: append hook handles to ``handles`` to have them removed.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    handles = []
+    p = _param(module)
+    home = p.device if p is not None else torch.device("cpu")
+    target = home if device is None else device
+    moved = False
+    try:
+        if not _same_device(home, target):
+            module.to(target)
+            moved = True
+        module.eval()
+        with torch.no_grad():
+            yield target, handles
+    finally:
+        for h in handles:
+            h.remove()
+        if moved:
+            module.to(home)
+        for m, training in modes:
+            m.training = training
+
+
+def _target_device(default, device):
+    if device is not None:
+        return resolve_device(device)
+    return default
+
+
+def _declared_last_layer(module):
+    """``module.last_layer`` when it is a linear or variational submodule (sparse_query.nn)."""
+    try:
+        layer = getattr(module, "last_layer", None)
+    except Exception:  # a property that fails: fall back to discovery
+        return None
+    if isinstance(layer, torch.nn.Module) and (
+        isinstance(layer, torch.nn.Linear) or _is_variational(layer)
+    ) and any(layer is m for m in module.modules()):
+        return layer
+    return None
+
+
+class _Capture:
+    """Forward hooks on the candidate last layers; remembers the last one executed.
+
+    The candidates are ``module.last_layer`` when the module declares one, else every
+    ``nn.Linear`` and variational submodule.
+    """
+
+    def __init__(self, module, handles):
+        self.last = None
+        declared = _declared_last_layer(module)
+        candidates = [declared] if declared is not None else [
+            m for m in module.modules() if isinstance(m, torch.nn.Linear) or _is_variational(m)
+        ]
+        for m in candidates:
+            handles.append(m.register_forward_hook(self._hook))
+
+    def _hook(self, layer, inputs, output):
+        self.last = (layer, inputs[0] if inputs else None, output)
+
+
+_SHAPE_WORDS = ("shape", "size", "dimension", "channels", "expect", "match", "features")
+
+
+def _forward(module, x, X_shape):
+    try:
+        return module(x)
+    except (RuntimeError, ValueError) as err:
+        msg = str(err)
+        if any(w in msg.lower() for w in _SHAPE_WORDS):
+            raise ValueError(
+                f"X has shape {tuple(X_shape)} but the net cannot process it ({msg.strip()}). "
+                "The pool's feature shape must match what the net was trained on."
+            ) from err
+        raise
+
+
+def _head_ok(out, z) -> bool:
+    """Is the module's output the last layer's output, up to a (log-)softmax or (log-)sigmoid?"""
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        return False
+    if out.shape != z.shape:
+        if z.ndim == 2 and z.shape[1] == 1 and out.shape == z.shape[:1]:
+            out = out.unsqueeze(1)
+        else:
+            return False
+    if z.shape[1] == 1:
+        cands = (z, torch.sigmoid(z), F.logsigmoid(z))
+    else:
+        cands = (z, torch.softmax(z, 1), torch.log_softmax(z, 1))
+    return any(torch.allclose(out.to(c.dtype), c, rtol=1e-4, atol=1e-5) for c in cands)
+
+
+def _last_layer_from_capture(capture, module, X_shape):
+    if capture.last is None:
+        raise EmbeddingNotSupportedError(
+            f"{_name(module)} ran no nn.Linear (or variational) layer, so it has no last linear "
+            "layer and embedding='gradient' cannot be used. " + _GRADIENT_USERS
+        )
+    layer, h, z = capture.last
+    if not isinstance(h, torch.Tensor) or h.ndim != 2 or z.ndim != 2:
+        raise EmbeddingNotSupportedError(
+            f"The last linear layer of {_name(module)} ({_name(layer)}) receives input of shape "
+            f"{tuple(getattr(h, 'shape', ()))}; a (batch, features) input is needed for "
+            "last-layer features. " + _GRADIENT_USERS
+        )
+    return layer, h, z
+
+
+def _layer_has_bias(layer) -> bool:
+    """``nn.Linear``: ``bias is not None``; other (variational) layers: a boolean ``has_bias`` /
+    ``use_bias`` flag, else a non-None ``bias``, ``bias_mu``, ``bias_mean`` or ``bias_loc``."""
+    if isinstance(layer, torch.nn.Linear):
+        return layer.bias is not None
+    for name in ("has_bias", "use_bias"):
+        flag = getattr(layer, name, None)
+        if isinstance(flag, bool):
+            return flag
+    for name in ("bias", "bias_mu", "bias_mean", "bias_loc"):
+        if getattr(layer, name, None) is not None:
+            return True
+    return False
+
+
+def _torch_last_layer(module, default_device, X, transforms, *, batch_size, device, progress,
+                      classes):
+    X, n = _prepare_X(X)
+    batch_size = _check_batch_size(batch_size, n)
+    dtype = _module_dtype(module)
+    feats, logits = [], []
+    layer0 = None
+    embed = getattr(module, "embed", None)
+    with _inference(module, _target_device(default_device, device)) as (dev, handles):
+        capture = _Capture(module, handles)
+        with _progress(n, progress, "last layer", depth=2) as bar:
+            for start, stop, chunk in _chunks(X, n, batch_size, bar):
+                x = _to_tensor(_apply(transforms, chunk), dtype, dev)
+                capture.last = None
+                out = _forward(module, x, (n,) + tuple(x.shape[1:]))
+                layer, h, z = _last_layer_from_capture(capture, module, x.shape)
+                if layer0 is None:
+                    layer0 = layer
+                    if not _head_ok(out, z):
+                        warnings.warn(
+                            f"The output of {_name(module)} is not the output of its last "
+                            f"linear layer ({_name(layer)}) up to a softmax or log-softmax; the "
+                            "logits are taken from that layer.", UserWarning, stacklevel=3,
+                        )
+                    if callable(embed):
+                        e = embed(x)
+                        if not (isinstance(e, torch.Tensor) and e.shape == h.shape
+                                and torch.allclose(e, h, rtol=1e-4, atol=1e-5)):
+                            warnings.warn(
+                                f"{_name(module)}.embed(x) differs from the input of its last "
+                                f"linear layer ({_name(layer)}); the layer's input is used as "
+                                "the features.", UserWarning, stacklevel=3,
+                            )
+                elif layer is not layer0:
+                    raise RuntimeError(
+                        f"{_name(module)} ran a different last layer on rows {start}:{stop}; "
+                        "the network must have a fixed last linear layer."
+                    )
+                feats.append(h.detach().to("cpu"))
+                logits.append(_two_columns(z.detach()).to("cpu"))
+    features = torch.cat(feats)
+    z = torch.cat(logits)
+    if classes is not None and len(classes) != z.shape[1]:
+        classes = None
+    return LastLayer(features=features, logits=z, bias=_layer_has_bias(layer0), classes=classes)
+
+
+class _DrawHooks:
+    """Forward hooks that make draw ``i`` of MC dropout / variational layers deterministic.
+
+    Dropout masks are Bernoulli draws of shape ``input.shape[1:]`` (per channel for the
+    ``Dropout1d/2d/3d`` and ``FeatureAlphaDropout`` layers), drawn once per layer for all draws
+    from a CPU generator seeded from ``random_state``, so every chunk of the pool sees the same
+    masks. The dropout layers themselves stay in eval mode (identity); the hook applies the mask.
+    """
+
+    def __init__(self, module, n_draws, generator, handles, var_params):
+        self.i = 0
+        self.n_draws = n_draws
+        self.gen = generator
+        self.masks = {}
+        self.calls = {}
+        self.var_params = var_params
+        if generator is not None:  # MC dropout; with variational layers dropout stays off
+            for m in _dropouts(module):
+                handles.append(m.register_forward_hook(self._dropout_hook))
+        for m in var_params:
+            handles.append(m.register_forward_hook(self._variational_hook))
+
+    def _mask(self, layer, x):
+        channelwise = isinstance(layer, (torch.nn.Dropout1d, torch.nn.Dropout2d,
+                                         torch.nn.Dropout3d, torch.nn.FeatureAlphaDropout))
+        shape = tuple(x.shape[1:])
+        if channelwise and len(shape) >= 2:
+            shape = (shape[0],) + (1,) * (len(shape) - 1)
+        k = self.calls.get(id(layer), 0)  # a layer may run more than once per forward
+        self.calls[id(layer)] = k + 1
+        key = (id(layer), k)
+        if key not in self.masks:
+            keep = 1.0 - float(layer.p)
+            probs = torch.full((self.n_draws,) + shape, keep, dtype=torch.float64)
+            self.masks[key] = (shape, torch.bernoulli(probs, generator=self.gen))
+        mshape, masks = self.masks[key]
+        if mshape != shape:
+            raise ValueError(
+                f"A dropout layer saw inputs of shape {shape} after {mshape}; MC dropout needs "
+                "the same per-sample shape for the whole pool and the same path through the net."
+            )
+        return masks[self.i].to(device=x.device, dtype=x.dtype)
+
+    def _dropout_hook(self, layer, inputs, output):
+        x = inputs[0]
+        mask = self._mask(layer, x)
+        p = float(layer.p)
+        if isinstance(layer, (torch.nn.AlphaDropout, torch.nn.FeatureAlphaDropout)):
+            alpha = -1.7580993408473766  # -scale * alpha of SELU: the value dropped units take
+            a = ((1.0 - p) * (1.0 + p * alpha ** 2)) ** -0.5
+            return a * (x * mask + alpha * (1.0 - mask)) - a * alpha * p
+        return x * mask / (1.0 - p)
+
+    def _variational_hook(self, layer, inputs, output):
+        W, b = self.var_params[layer]
+        return F.linear(inputs[0], W[self.i].to(inputs[0].dtype),
+                        None if b is None else b[self.i].to(inputs[0].dtype))
+
+
+def _torch_posterior(module, default_device, X, transforms, *, n_samples, random_state,
+                     batch_size, device, progress):
+    variational = [m for m in module.modules() if _is_variational(m)]
+    dropouts = _dropouts(module)
+    if not variational and not dropouts:
+        raise EmbeddingNotSupportedError(
+            f"{_name(module)} has neither nn.Dropout layers with p > 0 nor a variational layer, "
+            "so it has no posterior draws and embedding='posterior' cannot be used. "
+            + _POSTERIOR_HELP
+        )
+    X, n = _prepare_X(X)
+    n_samples = check_int(n_samples, "n_samples", min_val=1)
+    batch_size = _check_batch_size(batch_size, n)
+    dtype = _module_dtype(module)
+    out = None
+    with _inference(module, _target_device(default_device, device)) as (dev, handles):
+        var_params, gens = {}, {}
+        if variational:
+            for m in variational:  # registration order: reproducible
+                p = _param(m)
+                where = p.device if p is not None else torch.device("cpu")
+                if str(where) not in gens:  # one stream per device, shared by its layers
+                    gens[str(where)] = torch_generator(random_state, where)
+                W, b = m.sample_parameters(n_samples, gens[str(where)])
+                var_params[m] = (W.detach().to(dev), None if b is None else b.detach().to(dev))
+        capture = _Capture(module, handles)
+        fast = None
+        draws = None
+        if not variational:
+            draws = _DrawHooks(module, n_samples, torch_generator(random_state, "cpu"), handles, {})
+        with _progress(n, progress, "posterior draws", depth=2) as bar:
+            for start, stop, chunk in _chunks(X, n, batch_size, bar):
+                x = _to_tensor(_apply(transforms, chunk), dtype, dev)
+                shape = (n,) + tuple(x.shape[1:])
+                if variational:
+                    capture.last = None
+                    _forward(module, x, shape)
+                    layer, h, _ = _last_layer_from_capture(capture, module, x.shape)
+                    if fast is None:
+                        fast = len(variational) == 1 and layer is variational[0]
+                        if not fast:  # replace every variational layer's output, draw by draw
+                            draws = _DrawHooks(module, n_samples, None, handles, var_params)
+                    if fast:
+                        W, b = var_params[layer]
+                        z = torch.einsum("nd,mkd->mnk", h, W.to(h.dtype))
+                        if b is not None:
+                            z = z + b.to(h.dtype)[:, None, :]
+                        probs = torch.softmax(_two_columns(z), -1)
+                    else:
+                        probs = _draw_loop(module, x, shape, capture, draws, n_samples)
+                else:
+                    probs = _draw_loop(module, x, shape, capture, draws, n_samples)
+                probs = probs.detach().to("cpu")
+                if out is None:
+                    out = torch.empty((n_samples, n, probs.shape[-1]), dtype=probs.dtype)
+                out[:, start:stop] = probs
+    return out
+
+
+def _draw_loop(module, x, shape, capture, draws, n_draws):
+    probs = []
+    for i in range(n_draws):
+        draws.i = i
+        draws.calls = {}
+        capture.last = None
+        _forward(module, x, shape)
+        _, _, z = _last_layer_from_capture(capture, module, x.shape)
+        probs.append(torch.softmax(_two_columns(z), 1))
+    return torch.stack(probs)
