@@ -127,6 +127,18 @@ class SparseApproxSampler(QueryStrategy):
     solve_time_ : float
         Seconds spent in the solver by the last :meth:`query`.
 
+    Notes
+    -----
+    Bad input raises before any work: ``n_instances`` outside ``[1, pool size]``, an empty pool,
+    NaN/inf in the pool, a pool whose feature count differs from the fitted estimator's, an
+    unfitted estimator (``NotFittedError``), and a model offering neither a last linear layer
+    nor posterior draws (:class:`~sparse_query.adapters.EmbeddingNotSupportedError`).
+
+    A model that knows a single class (trained on a labeled set with one class) has all-zero
+    embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch
+    seeded by ``random_state``, so an active-learning loop can continue until a second class
+    is labeled.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
