@@ -8,6 +8,10 @@ mlp            scikit-learn MLPClassifier, one hidden layer of 128 (Adam)   no
 lenet          LeNet-5 through skorch, the paper's MNIST setting: SGD lr    no
                0.01, momentum 0.9, weight decay 5e-4, batch 32
 lenet-dropout  the same LeNet-5 with dropout 0.25 (MC dropout)              yes
+lenet-adam     the same LeNet-5 with Adam lr 1e-3, weight decay 5e-4,      no
+               batch 32, max(20 epochs, 200 steps): the CPU-budget variant
+lenet-adam-    lenet-adam with dropout 0.25 (MC dropout)                    yes
+dropout
 torch-mlp      sparse_query.nn.MLP (128 hidden) through skorch, Adam 1e-3   no
 mlp-dropout    the same with dropout 0.25 (MC dropout)                      yes
 =============  ===========================================================  =========
@@ -47,6 +51,9 @@ MODELS = {
     "lenet": ModelSpec("lenet", "skorch", False, 30, min_steps=400, datasets=("mnist",)),
     "lenet-dropout": ModelSpec("lenet-dropout", "skorch", True, 30, min_steps=400,
                                datasets=("mnist",)),
+    "lenet-adam": ModelSpec("lenet-adam", "skorch", False, 20, min_steps=200, datasets=("mnist",)),
+    "lenet-adam-dropout": ModelSpec("lenet-adam-dropout", "skorch", True, 20, min_steps=200,
+                                    datasets=("mnist",)),
     "torch-mlp": ModelSpec("torch-mlp", "skorch", False, 50, min_steps=300),
     "mlp-dropout": ModelSpec("mlp-dropout", "skorch", True, 50, min_steps=300),
 }
@@ -110,6 +117,11 @@ def make_model(name: str, n_features: int, n_classes: int, n_train: int, *, epoc
     dropout = 0.25 if spec.bayesian else 0.0
     common = dict(max_epochs=n_epochs, batch_size=32, train_split=None, verbose=0,
                   device=device, criterion=torch.nn.CrossEntropyLoss)
+    if name.startswith("lenet-adam"):
+        return NeuralNetClassifier(
+            LeNet5, module__n_classes=n_classes, module__dropout=dropout,
+            optimizer=torch.optim.Adam, lr=1e-3, optimizer__weight_decay=5e-4, **common,
+        )
     if name.startswith("lenet"):
         return NeuralNetClassifier(
             LeNet5, module__n_classes=n_classes, module__dropout=dropout,
