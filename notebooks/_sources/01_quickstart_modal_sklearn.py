@@ -98,6 +98,8 @@ print("chosen pool indices:", chosen)
 # solver gave each point. Look for two things: the batch should contain **hard** digits (the
 # guess is often wrong or the image ambiguous) and it should be **diverse** (not twenty copies
 # of one confusion).
+# The weight $w_j$ says how much point $j$ stands in for the rest of the pool in the bias
+# term below; a point with weight 0 is in the batch for its uncertainty alone.
 
 # %%
 guess = learner.predict(X_pool[chosen])

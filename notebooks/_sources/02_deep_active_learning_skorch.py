@@ -14,8 +14,8 @@
 # network's own representation therefore decides what "similar points" means. The adapters
 # find $h_j$ by hooking the last `nn.Linear`; nothing about the network has to change.
 #
-# The stored outputs come from a full run (2 seeds, 8 rounds of 40 labels, about three
-# minutes on a 2-core CPU). `SPARSE_QUERY_NOTEBOOK_FAST=1` shrinks the pool, the rounds and
+# The stored outputs come from a full run (2 seeds, 8 rounds of 40 labels, a few minutes
+# on a 2-core CPU). `SPARSE_QUERY_NOTEBOOK_FAST=1` shrinks the pool, the rounds and
 # the training for a run of well under a minute; the curves are then only a smoke test.
 
 # %%
