@@ -10,3 +10,8 @@ python -m sparse_query.benchmark --dataset mnist --model lenet-adam \
     --strategies ours-greedy ours-iht badge entropy kcenter random \
     --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --threads 1 --no-progress \
     --out benchmarks/results/al_mnist_lenet "$@"
+# Candidate defaults from the digits ablation (small temperature), same runs otherwise.
+python -m sparse_query.benchmark --dataset mnist --model lenet-adam \
+    --strategies ours-greedy:temperature=0.01 ours-iht:temperature=0.01 \
+    --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --threads 1 --no-progress \
+    --out benchmarks/results/al_mnist_lenet "$@"

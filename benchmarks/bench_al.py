@@ -190,15 +190,22 @@ def acq(args):
                 with open(json_path, "w") as fh:
                     json.dump({"rows": rows, "args": vars(args),
                                "torch_threads": torch.get_num_threads()}, fh, indent=1)
-    # ratios to BADGE
+    render(args.out)
+
+
+def render(out):
+    """``acq_scaling.{csv,md,png}`` (with ratios to BADGE) from ``acq_scaling.json`` in ``out``."""
+    json_path = os.path.join(out, "acq_scaling.json")
+    with open(json_path) as fh:
+        stored = json.load(fh)
+    rows = stored["rows"]
     badge = {(r["n"], r["b"]): r["seconds"] for r in rows if r["method"] == "badge"}
     for r in rows:
         ref = badge.get((r["n"], r["b"]))
         r["ratio_to_badge"] = (r["seconds"] / ref) if r["seconds"] and ref else None
     with open(json_path, "w") as fh:
-        json.dump({"rows": rows, "args": vars(args), "torch_threads": torch.get_num_threads()},
-                  fh, indent=1)
-    with open(os.path.join(args.out, "acq_scaling.csv"), "w", newline="") as fh:
+        json.dump(stored, fh, indent=1)
+    with open(os.path.join(out, "acq_scaling.csv"), "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -207,9 +214,9 @@ def acq(args):
         s = f"{r['seconds']:.3f}" if r["seconds"] is not None else r["note"]
         ratio = f"{r['ratio_to_badge']:.2f}" if r["ratio_to_badge"] else "–"
         lines.append(f"| {r['n']:,} | {r['b']} | {r['method']} | {s} | {r['repeats']} | {ratio} |")
-    with open(os.path.join(args.out, "acq_scaling.md"), "w") as fh:
+    with open(os.path.join(out, "acq_scaling.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
-    plot(rows, os.path.join(args.out, "acq_scaling.png"))
+    plot(rows, os.path.join(out, "acq_scaling.png"))
 
 
 def main(argv=None):
@@ -228,8 +235,13 @@ def main(argv=None):
     a.add_argument("--no-skactiveml", dest="skactiveml", action="store_false")
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--out", default="benchmarks/results")
+    r = sub.add_parser("render", help="tables and plot from a (possibly partial) acq_scaling.json")
+    r.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    acq(args)
+    if args.command == "render":
+        render(args.out)
+    else:
+        acq(args)
 
 
 if __name__ == "__main__":

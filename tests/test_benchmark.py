@@ -185,3 +185,20 @@ def test_bad_arguments_fail_early(tmp_path):
               "--max-pool", "30", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="no run records"):
         main(["report", "--out", str(tmp_path / "empty")])
+
+
+def test_summary_pairs_seeds_with_random():
+    from sparse_query.benchmark import summarise
+
+    def rec(strategy, seed, accs):
+        return {"config": {"dataset": "d", "model": "m", "strategy": strategy, "seed": seed,
+                           "seed_size": 10, "batch": 10, "rounds": 1, "epochs": None},
+                "labels": [10, 20], "accuracy": accs, "auc": auc([10, 20], accs),
+                "final_accuracy": accs[-1], "query_time": [0.1]}
+
+    recs = [rec("random", 0, [0.5, 0.5]), rec("random", 1, [0.7, 0.7]),
+            rec("x", 0, [0.6, 0.6]), rec("x", 1, [0.9, 0.9]), rec("x", 2, [0.1, 0.1])]
+    row = summarise(recs)[("d", "m")]["x"]
+    assert_allclose([row["paired_mean"], row["paired_std"]], [0.15, np.std([0.1, 0.2], ddof=1)])
+    assert row["n_seeds"] == 3
+    assert np.isnan(summarise(recs)[("d", "m")]["random"]["paired_mean"])

@@ -37,8 +37,12 @@ def load_records(root: str) -> list[dict]:
     return records
 
 
-def summarise(records) -> dict:
-    """``{(dataset, model): {strategy: row}}`` with AUC / final accuracy / time statistics."""
+def summarise(records, reference: str = "random") -> dict:
+    """``{(dataset, model): {strategy: row}}`` with AUC / final accuracy / time statistics.
+
+    ``paired_mean`` / ``paired_std``: AUC minus the ``reference`` strategy's AUC on the same
+    seed (same split and seed set), over the seeds both have; NaN without a reference.
+    """
     groups = defaultdict(lambda: defaultdict(list))
     for rec in records:
         c = rec["config"]
@@ -60,6 +64,11 @@ def summarise(records) -> dict:
                 "config": {k: v for k, v in recs[0]["config"].items()
                            if k not in ("strategy", "seed")},
             }
+        ref = {r["config"]["seed"]: r["auc"] for r in by_strategy.get(reference, [])}
+        for strategy, recs in by_strategy.items():
+            diffs = [r["auc"] - ref[r["config"]["seed"]] for r in recs if r["config"]["seed"] in ref]
+            m, s = mean_std(diffs) if diffs and strategy != reference else (float("nan"), 0.0)
+            rows[strategy].update(paired_mean=m, paired_std=s)
         out[key] = dict(sorted(rows.items(), key=lambda kv: -kv[1]["auc_mean"]))
     return out
 
@@ -120,11 +129,13 @@ def build_report(root: str, *, plots: bool = True, title: str | None = None) -> 
     with open(csv_path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["dataset", "model", "strategy", "n_seeds", "auc_mean", "auc_std",
+                    "auc_minus_random_paired_mean", "auc_minus_random_paired_std",
                     "final_mean", "final_std", "query_time_mean_s"])
         for (ds, model), rows in summary.items():
             for r in rows.values():
                 w.writerow([ds, model, r["strategy"], r["n_seeds"], f"{r['auc_mean']:.5f}",
-                            f"{r['auc_std']:.5f}", f"{r['final_mean']:.5f}",
+                            f"{r['auc_std']:.5f}", f"{r['paired_mean']:.5f}",
+                            f"{r['paired_std']:.5f}", f"{r['final_mean']:.5f}",
                             f"{r['final_std']:.5f}", f"{r['query_time_mean']:.5f}"])
     files.append(csv_path)
     lines = [f"# {title}" if title else "# Active-learning benchmark", ""]
@@ -134,11 +145,15 @@ def build_report(root: str, *, plots: bool = True, title: str | None = None) -> 
                   f"seed set {cfg['seed_size']}, {cfg['rounds']} rounds of {cfg['batch']}, "
                   f"epochs {cfg['epochs'] if cfg['epochs'] is not None else 'default'}"
                   + (f", pool capped at {cfg['max_pool']}" if cfg.get("max_pool") else ""), "",
-                  "| strategy | seeds | AUC (%) | final accuracy (%) | s / query |",
-                  "|---|---|---|---|---|"]
+                  "| strategy | seeds | AUC (%) | AUC − random, paired (%) | final accuracy (%) "
+                  "| s / query |",
+                  "|---|---|---|---|---|---|"]
         for r in rows.values():
+            paired = ("–" if np.isnan(r["paired_mean"])
+                      else f"{r['paired_mean'] * 100:+.2f} ± {r['paired_std'] * 100:.2f}")
             lines.append(f"| {r['strategy']} | {r['n_seeds']} | {_fmt(r['auc_mean'], r['auc_std'])} "
-                         f"| {_fmt(r['final_mean'], r['final_std'])} | {r['query_time_mean']:.3f} |")
+                         f"| {paired} | {_fmt(r['final_mean'], r['final_std'])} "
+                         f"| {r['query_time_mean']:.3f} |")
         if plots:
             group = [rec for rec in records
                      if (rec["config"]["dataset"], rec["config"]["model"]) == (ds, model)]
