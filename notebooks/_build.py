@@ -8,6 +8,7 @@ lines are commented with ``# ``).
     python notebooks/_build.py --execute        # write and run them at full size (outputs kept)
     SPARSE_QUERY_NOTEBOOK_FAST=1 python notebooks/_build.py --execute   # fast-mode outputs
     python notebooks/_build.py --execute 04     # only the notebooks whose name contains "04"
+    python notebooks/_build.py --keep-outputs   # prose-only edit: reuse the stored outputs
 
 ``tests/test_notebooks.py`` checks that the committed notebooks match their sources and runs
 each of them in fast mode.
@@ -87,22 +88,44 @@ def execute(nb, cwd: Path, timeout: int = 900):
     return time.perf_counter() - t0
 
 
+def keep_outputs(nb, path: Path) -> None:
+    """Copy the outputs of the notebook at ``path`` into ``nb`` (in place).
+
+    Only for edits of the markdown: refuses when any code cell differs from the stored one,
+    since the stored outputs would then no longer be what the code produces.
+    """
+    import nbformat
+
+    old = nbformat.read(str(path), as_version=4)
+    old_code = [c for c in old.cells if c.cell_type == "code"]
+    new_code = [c for c in nb.cells if c.cell_type == "code"]
+    if [c.source for c in old_code] != [c.source for c in new_code]:
+        raise SystemExit(f"{path.name}: the code changed; run with --execute instead.")
+    for new, stored in zip(new_code, old_code):
+        new.outputs, new.execution_count = stored.outputs, stored.execution_count
+
+
 def main(argv=None):
     import nbformat
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--execute", action="store_true", help="run the notebooks, keep outputs")
+    parser.add_argument("--keep-outputs", action="store_true",
+                        help="reuse the stored outputs (markdown-only edits)")
     parser.add_argument("only", nargs="*", help="substrings of notebook names to build")
     args = parser.parse_args(argv)
     for name in NOTEBOOKS:
         if args.only and not any(s in name for s in args.only):
             continue
         nb = build(name)
+        path = HERE / f"{name}.ipynb"
         if args.execute:
             mode = "fast" if os.environ.get("SPARSE_QUERY_NOTEBOOK_FAST") == "1" else "full"
             secs = execute(nb, HERE)
             print(f"{name}: executed ({mode} mode) in {secs:.1f}s", file=sys.stderr)
         path = HERE / f"{name}.ipynb"
+        if args.keep_outputs and not args.execute:
+            keep_outputs(nb, path)
         nbformat.write(nb, str(path))
         print(f"wrote {path.relative_to(HERE.parent)} ({path.stat().st_size / 1e3:.0f} kB)",
               file=sys.stderr)
