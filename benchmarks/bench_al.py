@@ -235,10 +235,33 @@ def main(argv=None):
     a.add_argument("--no-skactiveml", dest="skactiveml", action="store_false")
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--out", default="benchmarks/results")
+    m = sub.add_parser("merge", help="join the rows of several acq runs and render them")
+    m.add_argument("parts", nargs="+", help="folders holding acq_scaling.json")
+    m.add_argument("--out", required=True)
     r = sub.add_parser("render", help="tables and plot from a (possibly partial) acq_scaling.json")
     r.add_argument("--out", default="benchmarks/results")
     args = p.parse_args(argv)
-    if args.command == "render":
+    if args.command == "merge":
+        rows, meta = [], []
+        for part in args.parts:
+            with open(os.path.join(part, "acq_scaling.json")) as fh:
+                d = json.load(fh)
+            rows += [r for r in d["rows"] if r["seconds"] is not None or not any(
+                (q["n"], q["b"], q["method"]) == (r["n"], r["b"], r["method"]) for q in rows)]
+            meta.append({"part": part, "args": d["args"]})
+        # a later part that measured what an earlier one skipped wins
+        seen = {}
+        for r in rows:
+            key = (r["n"], r["b"], r["method"])
+            if key not in seen or r["seconds"] is not None:
+                seen[key] = r
+        rows = sorted(seen.values(), key=lambda r: (r["n"], r["b"], list(METHODS).index(r["method"])
+                                                    if r["method"] in METHODS else 99))
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "acq_scaling.json"), "w") as fh:
+            json.dump({"rows": rows, "parts": meta}, fh, indent=1)
+        render(args.out)
+    elif args.command == "render":
         render(args.out)
     else:
         acq(args)
