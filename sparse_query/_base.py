@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._utils import check_int
 
-__all__ = ["QueryStrategy", "check_pool", "check_n_instances", "wants_metrics"]
+__all__ = ["QueryStrategy", "check_pool", "check_n_instances", "wants_metrics", "is_dask_array"]
 
 
 def wants_metrics(learner) -> bool:
@@ -57,8 +57,18 @@ def _num_samples(X) -> int:
     )
 
 
+def is_dask_array(X) -> bool:
+    """True for a ``dask.array.Array`` (checked without importing dask)."""
+    return type(X).__module__.startswith("dask") and hasattr(X, "chunks") and hasattr(X, "compute")
+
+
 def _non_finite_row(X):
-    """Index of the first row with NaN/inf in a numeric X, else None (non-numeric X: None)."""
+    """Index of the first row with NaN/inf in a numeric X, else None (non-numeric X: None).
+
+    A dask array is not scanned here (that would compute the whole pool on the client).
+    """
+    if is_dask_array(X):
+        return None
     try:
         import torch
 

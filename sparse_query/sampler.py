@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import adapters
-from ._base import QueryStrategy
+from ._base import QueryStrategy, is_dask_array
 from ._utils import (
     check_float,
     check_int,
@@ -250,6 +250,24 @@ class SparseApproxSampler(QueryStrategy):
         adapters.check_fitted(classifier)
         est = adapters.unwrap_estimator(classifier)
         kind = self._choose_kind(est)
+        self._dask = None
+        if is_dask_array(X_pool):
+            # the pool lives on a Dask cluster: inference, embedding and solve run there at
+            # query time (sparse_query.distributed); only the temperature is resolved here
+            if kind != "gradient":
+                raise ValueError(
+                    "a dask.array pool supports embedding='gradient' only (a model with a last "
+                    f"linear layer); got embedding={self.embedding!r} resolving to {kind!r}."
+                )
+            if self.prox != "exact":
+                raise ValueError("a dask.array pool supports prox='exact' only.")
+            T, source = self._temperature(est, classifier, X_labeled, y_labeled)
+            self.temperature_, self.temperature_source_ = float(T), source
+            self._dask = (est, X_pool)
+            self._single_class = False
+            self.embedding_kind_ = kind
+            self.embedding_time_ = time.perf_counter() - t0
+            return
         progress = self._verbose > 1
         self.temperature_ = None
         self.temperature_source_ = None
@@ -298,14 +316,16 @@ class SparseApproxSampler(QueryStrategy):
             self.objective_, self.n_iter_, self.converged_, self.history_ = np.nan, 0, True, []
             self.solve_time_ = time.perf_counter() - t0
             return idx, None
-        operator = self._operator
-        if self.sketch_dim is not None:
-            gen = torch_generator(self.random_state, "cpu")
-            operator = sketch(operator, self.sketch_dim, generator=gen)
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
         self.alpha_effective_ = alpha
+        if self._dask is not None:
+            return self._query_dask(n_instances, alpha, t0)
+        operator = self._operator
+        if self.sketch_dim is not None:
+            gen = torch_generator(self.random_state, "cpu")
+            operator = sketch(operator, self.sketch_dim, generator=gen)
         problem = SparseApproxProblem(
             operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
             device=self._device, dtype=self._dtype,
@@ -326,6 +346,26 @@ class SparseApproxSampler(QueryStrategy):
             print(f"[SparseApproxSampler] {self.solver} picked {n_instances} of {self.n_pool_} in "
                   f"{self.solve_time_:.2f}s ({res.n_iter} iterations)")
         return res.indices, res.weights
+
+
+    def _query_dask(self, n_instances, alpha, t0):
+        from .distributed import query_dask
+
+        est, X_pool = self._dask
+        idx, info = query_dask(
+            est, X_pool, n_instances, solver=self.solver, alpha=alpha, beta=self.beta,
+            max_iter=self.max_iter, tol=self.tol, temperature=self.temperature_,
+            sketch_dim=self.sketch_dim, random_state=self.random_state, dtype=self.dtype,
+            batch_size=self.batch_size,
+        )
+        self.result_ = info
+        self.weights_ = np.asarray(info["weights"])
+        self.objective_ = info["objective"]
+        self.n_iter_ = info["n_iter"]
+        self.converged_ = info["converged"]
+        self.history_ = info["history"]
+        self.solve_time_ = time.perf_counter() - t0
+        return idx, self.weights_
 
 
 #: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.

@@ -1,0 +1,44 @@
+"""SparseApproxSampler on a dask.array pool gives the batch of the in-memory pool."""
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from sparse_query import SparseApproxSampler
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.mark.parametrize("solver,sketch_dim", [("iht", None), ("greedy", None), ("iht", 16)])
+def test_dask_pool_matches_in_memory_pool(client, solver, sketch_dim):
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    model = LogisticRegression(max_iter=300).fit(X[:60], y[:60])
+    pool = X[60:760]
+    kw = dict(solver=solver, sketch_dim=sketch_dim, random_state=0, device="cpu", dtype="float64")
+    local = SparseApproxSampler(**kw).fit_query(pool, model, 12)
+    s = SparseApproxSampler(**kw)
+    remote = s.fit_query(da.from_array(pool, chunks=(150, -1)), model, 12)
+    assert sorted(remote.tolist()) == sorted(local.tolist())
+    assert remote.dtype == np.int64 and s.embedding_kind_ == "gradient"
+    assert s.weights_.shape == (12,)
+
+
+def test_dask_pool_rejects_posterior_embedding(client):
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
+    with pytest.raises(ValueError, match=r"dask.array pool supports embedding='gradient' only"):
+        SparseApproxSampler(embedding="posterior").fit(da.from_array(X[60:200], chunks=50), model)
