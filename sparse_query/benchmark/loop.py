@@ -48,7 +48,9 @@ class RunConfig:
 
 
 def run_path(out: str, cfg: RunConfig) -> str:
-    return os.path.join(out, f"{cfg.dataset}_{cfg.model}", f"{slug(cfg.strategy)}_seed{cfg.seed}.json")
+    """Where the record of ``cfg`` is stored under ``out``."""
+    name = f"{slug(cfg.strategy)}_seed{cfg.seed}.json"
+    return os.path.join(out, f"{cfg.dataset}_{cfg.model}", name)
 
 
 def _accuracy(model, X, y) -> float:

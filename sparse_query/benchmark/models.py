@@ -18,8 +18,8 @@ mlp-dropout    the same with dropout 0.25 (MC dropout)                      yes
 
 With their default epochs, torch models train for
 ``max(epochs, ceil(min_steps / batches_per_epoch))`` epochs, so tiny labeled sets still get
-enough gradient steps; an explicit ``epochs`` is used as given. Training is seeded without touching the global
-generators: module initialisation and shuffling run inside ``torch.random.fork_rng``, which puts
+enough gradient steps; an explicit ``epochs`` is used as given. Training is seeded without
+touching the global generators: module initialisation and shuffling run inside ``torch.random.fork_rng``, which puts
 torch's global state back afterwards.
 """
 from __future__ import annotations

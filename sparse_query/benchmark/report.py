@@ -66,7 +66,8 @@ def summarise(records, reference: str = "random") -> dict:
             }
         ref = {r["config"]["seed"]: r["auc"] for r in by_strategy.get(reference, [])}
         for strategy, recs in by_strategy.items():
-            diffs = [r["auc"] - ref[r["config"]["seed"]] for r in recs if r["config"]["seed"] in ref]
+            diffs = [r["auc"] - ref[r["config"]["seed"]]
+                     for r in recs if r["config"]["seed"] in ref]
             m, s = mean_std(diffs) if diffs and strategy != reference else (float("nan"), 0.0)
             rows[strategy].update(paired_mean=m, paired_std=s)
         out[key] = dict(sorted(rows.items(), key=lambda kv: -kv[1]["auc_mean"]))
@@ -151,7 +152,8 @@ def build_report(root: str, *, plots: bool = True, title: str | None = None) -> 
         for r in rows.values():
             paired = ("–" if np.isnan(r["paired_mean"])
                       else f"{r['paired_mean'] * 100:+.2f} ± {r['paired_std'] * 100:.2f}")
-            lines.append(f"| {r['strategy']} | {r['n_seeds']} | {_fmt(r['auc_mean'], r['auc_std'])} "
+            lines.append(f"| {r['strategy']} | {r['n_seeds']} "
+                         f"| {_fmt(r['auc_mean'], r['auc_std'])} "
                          f"| {paired} | {_fmt(r['final_mean'], r['final_std'])} "
                          f"| {r['query_time_mean']:.3f} |")
         if plots:
