@@ -453,17 +453,20 @@ def _plot(rows, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    for method in methods:
+    colors = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for method in methods:  # colour = method, line style = b (left) or n (right)
         for b, ls in ((100, ":"), (1000, "-"), (5000, "--")):
             pts = sorted((r["n"], r.get("est_100_iter_s", r["median_s"])) for r in rows
                          if r["method"] == method and r["b"] == b)
             if pts:
-                axes[0].plot(*zip(*pts), ls, marker="o", label=f"{method} b={b}")
-        for n, mk in ((20_000, "s"), (100_000, "o")):
+                axes[0].plot(*zip(*pts), ls, marker="o", color=colors[method],
+                             label=f"{method} b={b}")
+        for n, ls in ((20_000, ":"), (100_000, "-")):
             pts = sorted((r["b"], r["median_s"]) for r in rows
                          if r["method"] == method and r["n"] == n)
             if len(pts) > 1:
-                axes[1].plot(*zip(*pts), marker=mk, label=f"{method} n={n:,}")
+                axes[1].plot(*zip(*pts), ls, marker="o", color=colors[method],
+                             label=f"{method} n={n:,}")
     for ax, xl in zip(axes, ("pool size n", "batch size b")):
         ax.set_xscale("log")
         ax.set_yscale("log")
