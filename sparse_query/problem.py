@@ -460,9 +460,9 @@ class SparseApproxProblem:
         """``Phi u`` for a dense ``u`` (one pass over the pool)."""
         return self.op.combine(u) / self.b
 
-    def f1(self, w: torch.Tensor) -> float:
-        """``||v - Phi w||^2 + beta ||w - 1||^2`` (float64 accumulation)."""
-        r = (self.phi(w) - self.v).double()
+    def f1(self, w: torch.Tensor, *, phi_w=None) -> float:
+        """``||v - Phi w||^2 + beta ||w - 1||^2`` (float64 accumulation); ``phi_w`` if known."""
+        r = ((self.phi(w) if phi_w is None else phi_w) - self.v).double()
         d = (w.double() - 1.0)
         return float((r * r).sum() + self.beta * (d * d).sum())
 
@@ -473,10 +473,10 @@ class SparseApproxProblem:
     def f(self, w: torch.Tensor) -> float:
         return self.f1(w) + self.f2(w)
 
-    def batch_objective(self, w: torch.Tensor, indices) -> float:
+    def batch_objective(self, w: torch.Tensor, indices, *, phi_w=None) -> float:
         """``f1(w) - alpha sum_{j in indices} sigma_j^2``: every chosen point counts as labelled."""
         idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
-        return self.f1(w) - self.alpha * float(self.sigma2.double()[idx].sum())
+        return self.f1(w, phi_w=phi_w) - self.alpha * float(self.sigma2.double()[idx].sum())
 
     def grad_f1(self, w: torch.Tensor) -> torch.Tensor:
         """``2 Phi^T (Phi w - v) + 2 beta (w - 1)`` (one pass over the pool)."""

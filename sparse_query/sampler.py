@@ -32,6 +32,9 @@ __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 SOLVERS = ("greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
+AUTO_SKETCH_DIM = 256
+AUTO_SKETCH_MIN_POOL = 10_000
+AUTO_SKETCH_MIN_DIM = 1024
 
 
 class SparseApproxSampler(QueryStrategy):
@@ -87,9 +90,13 @@ class SparseApproxSampler(QueryStrategy):
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
         Posterior draws for MC dropout and variational layers (ensembles use their members).
-    sketch_dim : int or None, default=None
+    sketch_dim : "auto", int or None, default="auto"
         Replace the embedding by a random sketch of this dimension (SPEC section 8): much
-        faster solvers on large pools with factored gradient embeddings; ``None`` is exact.
+        faster solvers on large pools with wide gradient embeddings; ``None`` is exact.
+        ``"auto"`` sketches to 256 dimensions when the pool has more than 10,000 points and
+        the exact embedding has more than 1,024 dimensions, and stays exact otherwise (where a
+        sketch saves little). 256 is where the batch chosen on the sketch scores within noise of
+        the exact batch on the exact problem (``benchmarks/results/scale.md``).
     batch_size : int, default=1024
         Pool rows per inference chunk.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
@@ -112,6 +119,8 @@ class SparseApproxSampler(QueryStrategy):
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
     indices_ : ndarray of shape (n_instances,), int64
         The last batch.
+    sketch_dim_ : int or None
+        The sketch dimension used by the last :meth:`query` (``sketch_dim="auto"`` resolved).
     alpha_effective_ : float
         The ``alpha`` given to Problem 2 by the last :meth:`query` (see ``alpha_scale``).
     weights_ : ndarray of shape (n_instances,)
@@ -156,7 +165,7 @@ class SparseApproxSampler(QueryStrategy):
                  beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
                  embedding: str = "auto", temperature=0.1,
-                 validation_data=None, n_posterior_samples: int = 20, sketch_dim=None,
+                 validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
                  batch_size: int = 1024, device="auto", dtype="float32", random_state=None,
                  verbose: int = 0):
         self.solver = solver
@@ -204,7 +213,13 @@ class SparseApproxSampler(QueryStrategy):
             if not isinstance(self.validation_data, (tuple, list)) or len(self.validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val) or None.")
         check_int(self.n_posterior_samples, "n_posterior_samples", min_val=2)
-        if self.sketch_dim is not None:
+        if self.sketch_dim is not None and not (
+            isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"
+        ):
+            if isinstance(self.sketch_dim, str):
+                raise ValueError(
+                    f"sketch_dim={self.sketch_dim!r} must be 'auto', None or a positive integer."
+                )
             check_int(self.sketch_dim, "sketch_dim", min_val=1)
         check_int(self.batch_size, "batch_size", min_val=1)
         self._device = resolve_device(self.device)
@@ -263,6 +278,10 @@ class SparseApproxSampler(QueryStrategy):
                 raise ValueError("a dask.array pool supports prox='exact' only.")
             T, source = self._temperature(est, classifier, X_labeled, y_labeled)
             self.temperature_, self.temperature_source_ = float(T), source
+            probe = adapters.last_layer_outputs(est, X_pool[:1].compute())
+            self._embedding_dim = probe.logits.shape[1] * (
+                probe.features.shape[1] + int(probe.bias)
+            )
             self._dask = (est, X_pool)
             self._single_class = False
             self.embedding_kind_ = kind
@@ -283,6 +302,7 @@ class SparseApproxSampler(QueryStrategy):
                 self.temperature_, self.temperature_source_ = float(T), source
                 emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
                 self._operator = FactoredOperator(emb.a, emb.h)
+                self._embedding_dim = emb.a.shape[1] * emb.h.shape[1]
                 self._sigma = emb.sigma
         else:
             probs = adapters.posterior_probas(
@@ -294,6 +314,7 @@ class SparseApproxSampler(QueryStrategy):
             else:
                 emb = posterior_embedding(probs)
                 self._operator = DenseOperator(emb.e)
+                self._embedding_dim = emb.e.shape[1]
                 self._sigma = emb.sigma
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
@@ -316,6 +337,7 @@ class SparseApproxSampler(QueryStrategy):
             self.objective_, self.n_iter_, self.converged_, self.history_ = np.nan, 0, True, []
             self.solve_time_ = time.perf_counter() - t0
             return idx, None
+        self.sketch_dim_ = self._resolve_sketch_dim()
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
@@ -323,9 +345,9 @@ class SparseApproxSampler(QueryStrategy):
         if self._dask is not None:
             return self._query_dask(n_instances, alpha, t0)
         operator = self._operator
-        if self.sketch_dim is not None:
+        if self.sketch_dim_ is not None:
             gen = torch_generator(self.random_state, "cpu")
-            operator = sketch(operator, self.sketch_dim, generator=gen)
+            operator = sketch(operator, self.sketch_dim_, generator=gen)
         problem = SparseApproxProblem(
             operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
             device=self._device, dtype=self._dtype,
@@ -348,6 +370,13 @@ class SparseApproxSampler(QueryStrategy):
         return res.indices, res.weights
 
 
+    def _resolve_sketch_dim(self):
+        if not (isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"):
+            return self.sketch_dim
+        if self.n_pool_ > AUTO_SKETCH_MIN_POOL and self._embedding_dim > AUTO_SKETCH_MIN_DIM:
+            return AUTO_SKETCH_DIM
+        return None
+
     def _query_dask(self, n_instances, alpha, t0):
         from .distributed import query_dask
 
@@ -355,7 +384,7 @@ class SparseApproxSampler(QueryStrategy):
         idx, info = query_dask(
             est, X_pool, n_instances, solver=self.solver, alpha=alpha, beta=self.beta,
             max_iter=self.max_iter, tol=self.tol, temperature=self.temperature_,
-            sketch_dim=self.sketch_dim, random_state=self.random_state, dtype=self.dtype,
+            sketch_dim=self.sketch_dim_, random_state=self.random_state, dtype=self.dtype,
             batch_size=self.batch_size,
         )
         self.result_ = info

@@ -95,8 +95,9 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
 
     The gradient is kept up to date in one of two ways, chosen by cost: with cached columns
     of ``Phi^T Phi`` (one O(n (K + d)) column per step for factored embeddings plus an
-    O(n |S|) product), or by one pass ``Phi^T (Phi w - v)`` per step (O(n m)). All other
-    quantities live on the support (``|S| x |S|``).
+    O(n |S|) product; support work O(|S|^2)), or through the residual ``r = Phi w - v`` with
+    one pass ``Phi^T r`` per step (O(n m); support work O(|S| m)). Either way the whole run
+    is O(n m b) or less.
 
     Parameters
     ----------
@@ -130,9 +131,15 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
     w = torch.zeros(n, dtype=dt, device=dev)
     in_s = torch.zeros(n, dtype=torch.bool, device=dev)
     selected = torch.empty(b, dtype=torch.long, device=dev)
-    G = torch.zeros((b, b), dtype=dt, device=dev)  # Phi^T Phi restricted to the selection
-    cols = torch.empty((n, b), dtype=dt, device=dev) if mode == "gram" else None
+    if mode == "gram":
+        # Phi^T Phi restricted to the selection, and its columns over the whole pool
+        G = torch.zeros((b, b), dtype=dt, device=dev)
+        cols = torch.empty((n, b), dtype=dt, device=dev)
+    else:
+        # the residual r = Phi w - v lives in the embedding space: support work is O(|S| m)
+        r = -problem.v.clone()
     neg_alpha_sig2 = -alpha * problem.sigma2
+    sig2_sum = 0.0
     grad = -2.0 * c - 2.0 * beta  # grad f1 at w = 0
     w_s = torch.zeros(0, dtype=dt, device=dev)
     history = []
@@ -143,40 +150,58 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         selected[k] = j
         in_s[j] = True
         S = selected[: k + 1]
+        w_s = torch.cat([w_s, torch.zeros(1, dtype=dt, device=dev)])
+        sig2_sum += float(problem.sigma2[j])
         if mode == "gram":
             cols[:, k] = op.gram_columns(selected[k : k + 1])[:, 0] / b2
             g_new = cols[S, k]
+            G[k, : k + 1] = g_new
+            G[: k + 1, k] = g_new
+            Gs = G[: k + 1, : k + 1]
+            cs = c[S]
+            g_s = Gs @ w_s - cs  # Phi_S^T (Phi w - v)
+            e_jj = float(Gs[k, k])
         else:
-            g_new = op.gram_block(S, selected[k : k + 1])[:, 0] / b2
-        G[k, : k + 1] = g_new
-        G[: k + 1, k] = g_new
-        Gs = G[: k + 1, : k + 1]
-        cs = c[S]
-        w_s = torch.cat([w_s, torch.zeros(1, dtype=dt, device=dev)])
+            g_s = op.project_rows(r, S) / b
+            e_jj = float(op.gram_block(selected[k : k + 1], selected[k : k + 1])) / b2
         # line search along e^j: mu = (<Phi w - v, Phi e^j> + beta (w_j - 1)) / (||Phi e^j||^2 + beta)
-        q = Gs @ w_s
-        den = float(Gs[k, k]) + beta
-        mu = (float(q[k] - cs[k]) + beta * (float(w_s[k]) - 1.0)) / den if den > 0 else 0.0
+        den = e_jj + beta
+        mu = (float(g_s[k]) - beta) / den if den > 0 else 0.0
         w_s[k] -= mu
+        if mode == "gram":
+            g_s = g_s - mu * Gs[:, k]
+        else:
+            r = r + op.combine_rows(selected[k : k + 1], w_s[k : k + 1]) / b
+            g_s = op.project_rows(r, S) / b
         # de-bias: u = grad f1(w) on the support, exact line search along it
-        q = Gs @ w_s
-        u = 2.0 * (q - cs) + 2.0 * beta * (w_s - 1.0)
-        den = float(u @ (Gs @ u)) + beta * float(u @ u)
+        u = 2.0 * g_s + 2.0 * beta * (w_s - 1.0)
+        if mode == "gram":
+            phi_u_sq = float(u @ (Gs @ u))
+            cross = float(u @ g_s)
+        else:
+            phi_u = op.combine_rows(S, u) / b
+            phi_u_sq = float(op.inner(phi_u, phi_u))
+            cross = float(op.inner(r, phi_u))
+        den = phi_u_sq + beta * float(u @ u)
         if den > 0 and math.isfinite(den):
-            mu = (float(u @ (q - cs)) + beta * float(u @ (w_s - 1.0))) / den
+            mu = (cross + beta * float(u @ (w_s - 1.0))) / den
             if math.isfinite(mu):
                 w_s = w_s - mu * u
         w_s = w_s.clamp(min=0.0)
         w[S] = w_s
-        w64, G64, c64 = w_s.double(), Gs.double(), cs.double()
-        f1 = (problem.vv - 2.0 * float(c64 @ w64) + float(w64 @ (G64 @ w64))
-              + beta * (float(((w64 - 1.0) ** 2).sum()) + (n - k - 1)))
-        history.append(f1 - alpha * float(problem.sigma2[S].double().sum()))
+        # f1 = ||Phi w - v||^2 + beta ||w - 1||^2, with O(|S|^2) (gram) or O(|S| m) work
+        if mode == "gram":
+            q = Gs @ w_s
+            bias = problem.vv + float(w_s @ (q - 2.0 * cs))
+        else:
+            r = op.combine_rows(S, w_s) / b - problem.v
+            bias = float(op.inner(r, r))
+        stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1)
+        history.append(bias + beta * stab - alpha * sig2_sum)
         if k + 1 < b:
             if mode == "gram":
                 q_all = cols[:, : k + 1] @ w_s
             else:
-                r = op.combine_rows(S, w_s) / b - problem.v
                 q_all = op.project(r) / b + c
             grad = 2.0 * (q_all - c) + 2.0 * beta * (w - 1.0)
     return _result(problem, w, selected, b, True, history)
@@ -231,19 +256,23 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
     converged = False
     n_iter = 0
     stable = 0
+    phi_z = torch.zeros_like(problem.v)
+    phi_w = torch.zeros_like(problem.v)
     for t in range(1, max_iter + 1):
         n_iter = t
-        w_prev = w
-        phi_z = problem.phi(z)
+        w_prev, phi_w_prev = w, phi_w
         u = 2.0 * op.project(phi_z - problem.v) / b + 2.0 * beta * (z - 1.0)
         mu = problem.line_search(u, z, phi_u=problem.phi_dense(u), phi_w=phi_z)
         s = z - mu * u
         sel, w = hard_threshold_prox(s, problem.sigma, problem.alpha, b, rule=prox)
         w = problem.debias(w, sel).clamp(min=0.0)
+        phi_w = problem.phi(w)
         d = w - w_prev
-        step = problem.line_search(d, w)
+        phi_d = phi_w - phi_w_prev
+        step = problem.line_search(d, w, phi_u=phi_d, phi_w=phi_w)
         z = w - step * d
-        obj = problem.batch_objective(w, sel)
+        phi_z = phi_w - step * phi_d
+        obj = problem.batch_objective(w, sel, phi_w=phi_w)
         history.append(obj)
         if best is None or obj < best[0]:
             best = (obj, w, sel)

@@ -110,6 +110,19 @@ def test_temperature_auto_uses_the_learners_labels(digits):
     assert s3.temperature_source_ == "validation"
 
 
+def test_sketch_dim_auto_resolves_by_pool_and_embedding_size(digits, logreg):
+    _, _, Xp, _ = digits
+    s = SparseApproxSampler(device="cpu").fit(Xp, logreg)
+    s.query(5)
+    assert s.sketch_dim == "auto" and s.sketch_dim_ is None  # 600 points: exact
+    s.n_pool_ = 20_000  # pretend the pool is large: the 10 x 65 = 650-dim embedding stays exact
+    assert s._resolve_sketch_dim() is None
+    s._embedding_dim = 5130  # K = 10, d = 512: sketched
+    assert s._resolve_sketch_dim() == 256
+    s.set_params(sketch_dim=64)
+    assert s._resolve_sketch_dim() == 64
+
+
 def test_temperature_limits_change_the_batch(digits, logreg):
     """T = 1 is pure uncertainty: the batch is the top-b by sigma."""
     _, _, Xp, _ = digits
@@ -329,6 +342,7 @@ BAD_PARAMS = [
     ({"validation_data": [1, 2, 3]}, ValueError, r"validation_data must be a pair"),
     ({"n_posterior_samples": 1}, ValueError, r"n_posterior_samples=1 must be >= 2"),
     ({"sketch_dim": 0}, ValueError, r"sketch_dim=0 must be >= 1"),
+    ({"sketch_dim": "big"}, ValueError, r"sketch_dim='big' must be 'auto', None or a positive integer"),
     ({"batch_size": 0}, ValueError, r"batch_size=0 must be >= 1"),
     ({"device": "tpu"}, ValueError, r"device='tpu' is not a device"),
     ({"dtype": "int8"}, ValueError, r"dtype='int8' is not supported"),
