@@ -75,7 +75,7 @@ def test_fit_query_without_modal(digits, logreg, solver):
     assert np.array_equal(idx, s.indices_)
     assert s.weights_.shape == (25,) and np.all(s.weights_ >= 0)
     assert np.isfinite(s.objective_) and s.n_iter_ >= 1
-    assert s.embedding_kind_ == "gradient" and s.temperature_ == 0.1 and s.temperature_source_ == "fixed"
+    assert s.embedding_kind_ == "gradient" and s.temperature_ == 0.01 and s.temperature_source_ == "fixed"
     assert s.embedding_time_ > 0 and s.solve_time_ > 0
     # query again without refitting: same answer; another batch size from the same fit
     assert np.array_equal(s.query(25), idx)
