@@ -135,14 +135,15 @@ print(f"guess accuracy on the batch: {(guess == y_pool[chosen]).mean():.2f}  "
 # * The **variance** (uncertainty) term rewards points whose label we cannot predict:
 #   $\sigma_j$ is the spread of the gradient over the possible labels of $j$. Labelling such a
 #   point removes that spread.
-# * $\alpha$ trades the two (`alpha`, default 1; with `alpha_scale="pool"` it is rescaled by
+# * $\alpha$ trades the two (`alpha`, default 0.1; with `alpha_scale="pool"` it is rescaled by
 #   $n^2/b$ so the same value means the same trade-off on any pool and batch size).
 # * The **temperature** $T$ decides which label distribution the expectations use,
 #   $P_j = \mathrm{softmax}(z_j / T)$. At $T = 1$ (the model's own probabilities) every $e_j$
 #   is zero: the bias term vanishes and the sampler is pure uncertainty sampling. As
 #   $T \to 0$ the labels are the model's guesses, $\sigma_j = 0$, and the sampler is pure
-#   representation (BADGE's embedding). The default $T = 0.1$ sits in between and was the
-#   best value measured on this very data set.
+#   representation (BADGE's embedding). The default $T = 0.01$ sits close to the
+#   representation end with a little uncertainty left in $\sigma_j$; it was the best value in
+#   the ablation on this very data set (`BENCHMARKS.md`).
 #
 # Greedy (Algorithm 1) adds one point per step; proximal IHT (Algorithm 2) improves the whole
 # batch per iteration. Notebook 4 opens both up on a 2-D pool you can see.
@@ -192,11 +193,11 @@ for T in [1.0, 0.1, 0.0]:
 #   exactly the top-$\sigma$ batch: pure uncertainty sampling. (At $\alpha = 0$ nothing is
 #   left to optimise and the order of the pool decides.)
 # * At $T = 0$ every $\sigma_j$ is zero, so $\alpha$ has no effect: pure representation.
-# * In between, $\alpha$ slides from one to the other. On this small pool with a 30-label
-#   model the default ($T = 0.1$, $\alpha = 1$) is still dominated by the variance term;
-#   smaller $\alpha$ hands more of the batch to representation, which buys more diverse
-#   batches. Which mix wins depends on the data and the budget: the loop below compares the
-#   default with $\alpha = 0.01$.
+# * In between, $\alpha$ slides from one to the other. At $T = 0.1$ and $\alpha = 1$ the
+#   variance term dominates on this pool (the batch is nearly the top-$\sigma$ points); the
+#   default ($T = 0.01$, $\alpha = 0.1$) hands more of the batch to representation, which
+#   buys more diverse batches. Which mix wins depends on the data and the budget: the loop
+#   below compares the default with $\alpha = 0.01$.
 
 # %% [markdown]
 # ## The active-learning loop

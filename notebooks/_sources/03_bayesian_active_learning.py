@@ -264,12 +264,12 @@ for (model_name, name), r in results.items():
 #   outliers, and a batch chosen for disagreement covers the digit classes worse than a
 #   random one. Uncertainty methods tend to pay off later, once the model is decent
 #   (notebook 2's LeNet-5 started near 62% accuracy; these models start near 43%).
-# * The sparse sampler behaves like BALD here rather than like a representative sampler: with
-#   the default `alpha=1` its variance term dominates (notebook 1 shows the same on digits),
-#   and its $\sigma_j$ ranks the pool almost like BALD (the scatter plots above). A smaller
-#   `alpha`, a larger seed set, or a representation-first strategy for the first rounds are
-#   the usual remedies; the benchmark (`sparse_query.benchmark`) is the place to compare
-#   them over many seeds.
+# * The sparse sampler's variance term ranks the pool almost like BALD (its $\sigma_j$ in the
+#   scatter plots above), so the more weight `alpha` gives it, the more the sampler behaves
+#   like BALD rather than like a representative sampler. A smaller `alpha`, a larger seed
+#   set, or a representation-first strategy for the first rounds are the usual remedies for
+#   a cold start; the benchmark (`sparse_query.benchmark`, `BENCHMARKS.md`) is the place to
+#   compare them over many seeds.
 # * The *posterior* embedding needs no last layer and no temperature: any model that can
 #   produce posterior draws works, including ensembles (`RandomForestClassifier`, bagging)
 #   and modAL `Committee`s, whose members are the draws.

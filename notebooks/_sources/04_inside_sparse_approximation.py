@@ -93,7 +93,7 @@ plt.show()
 #   on the unknown label: the uncertainty of $j$).
 #
 # `gradient_embedding` returns $e_j$ factored as $a_j = p_j - P_j$ and $h_j = [x_j, 1]$,
-# plus $\sigma_j$. The maps below show both at the default $T = 0.1$: $\sigma$ is large near
+# plus $\sigma_j$. The maps below show both at $T = 0.1$: $\sigma$ is large near
 # the decision boundaries (uncertain labels), $\|e_j\|$ is large where the model is confident
 # but far out, where the "pull" of a point on the model is strongest.
 
