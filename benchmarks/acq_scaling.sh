@@ -10,21 +10,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 R=benchmarks/results
-A="benchmarks/bench_al.py acq --dim 128"
-[ -f $R/acq_part1/acq_scaling.json ] || $PY $A --pools 10000 --batches 100 1000 5000 \
+A="benchmarks/bench_al.py acq --dim 128 --cap 60 --single-above 10 --skal-max-nb 10000000"
+# Main table (benchmarks/results/acq_scaling), measured at load ~1-2 after commit be3475e.
+# Part 1 was stopped during BatchBALD on the 100k pool (b=100 took 209 s on 10k already).
+[ -f $R/acq_lowload_part1/acq_scaling.json ] || $PY $A --pools 10000 100000 --batches 100 1000 5000 \
+    --out $R/acq_lowload_part1
+[ -f $R/acq_lowload_part2/acq_scaling.json ] || $PY $A --pools 100000 --batches 1000 5000 \
     --methods ours-greedy ours-iht ours-greedy-sketch128 ours-iht-sketch128 badge kcenter \
-    --out $R/acq_part1
-[ -f $R/acq_part2/acq_scaling.json ] || $PY $A --pools 10000 --batches 5000 \
-    --methods ours-iht-sketch128 badge kcenter --out $R/acq_part2
-[ -f $R/acq_part3/acq_scaling.json ] || $PY $A --pools 100000 --batches 100 1000 5000 --cap 120 \
-    --methods ours-iht ours-iht-sketch128 ours-greedy-sketch128 badge kcenter --out $R/acq_part3
-# (part 3 was stopped while ours-greedy-sketch128 ran b=5000 on 100k: at 10k that size had
-#  already taken > 7 min; the remaining b=5000 methods are part 5)
-[ -f $R/acq_part5/acq_scaling.json ] || $PY $A --pools 100000 --batches 5000 --cap 120 \
-    --methods badge kcenter --skal-max-nb 0 --out $R/acq_part5
-[ -f $R/acq_part4/acq_scaling.json ] || $PY $A --pools 100000 --batches 100 --repeats 1 \
-    --methods ours-greedy --no-skactiveml --out $R/acq_part4
-# BatchBALD: ~53 s for b=50 of n=2,000 here, so only a small pool.
-[ -f $R/acq_batchbald/acq_scaling.json ] || $PY $A --pools 2000 --batches 10 50 --no-skactiveml \
-    --methods ours-greedy ours-iht badge kcenter batchbald --batchbald-max-b 50 --out $R/acq_batchbald
-$PY benchmarks/bench_al.py merge --out $R/acq_scaling $R/acq_part1 $R/acq_part2 $R/acq_part3 $R/acq_part5 $R/acq_part4
+    --out $R/acq_lowload_part2
+$PY benchmarks/bench_al.py merge --out $R/acq_scaling $R/acq_lowload_part1 $R/acq_lowload_part2
+# Earlier runs at load ~10-15 and before be3475e (acq_part1..5 -> acq_scaling_loaded) and the
+# small-pool BatchBALD comparison (acq_batchbald) used --cap 150/120 --single-above 20; e.g.
+#   $PY benchmarks/bench_al.py acq --dim 128 --pools 2000 --batches 10 50 --no-skactiveml \
+#       --methods ours-greedy ours-iht badge kcenter batchbald --batchbald-max-b 50 --out $R/acq_batchbald
