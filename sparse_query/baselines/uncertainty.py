@@ -238,7 +238,7 @@ class LeastConfidenceSampling(_UncertaintySampling):
     _score = staticmethod(least_confidence_scores)
 
 
-class BALD(_BaselineStrategy):
+class BALD(_UncertaintySampling):
     """Top-b BALD: mutual information between a point's label and the model (Houlsby et al. 2011).
 
     Needs a model with posterior draws (MC-dropout net, ensemble, random forest, modAL
@@ -272,21 +272,7 @@ class BALD(_BaselineStrategy):
     (5,)
     """
 
-    def __init__(self, *, n_posterior_samples=20, batch_size=1024, device="auto",
-                 random_state=None):
-        self.n_posterior_samples = n_posterior_samples
-        self.batch_size = batch_size
-        self.device = device
-        self.random_state = random_state
-
-    def _validate_params(self):
-        self._check_common()
-        check_int(self.n_posterior_samples, "n_posterior_samples", min_val=1)
-
     def _fit(self, X_pool, estimator, X_labeled, y_labeled):
         model, _, _ = self._model_and_labeled(estimator, X_labeled, y_labeled)
         self.scores_ = bald_scores(self._posterior_draws(model, X_pool))
 
-    def _query(self, n_instances):
-        idx = _top_k(self.scores_, n_instances)
-        return idx.cpu().numpy(), self.scores_[idx].cpu().numpy()
