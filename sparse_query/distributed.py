@@ -603,8 +603,9 @@ def _solve_dask(solver, A, H, sigma, b, *, alpha, beta, sketch_dim, random_state
 
 def proximal_iht_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 1e-3,
                       max_iter: int = 100, tol: float = 1e-6, prox: str = "exact",
-                      sketch_dim: int | None = None, random_state=None, client=None,
-                      dtype="float32", timeout: float = DEFAULT_TIMEOUT):
+                      patience: int | None = 10, sketch_dim: int | None = None,
+                      random_state=None, client=None, dtype="float32",
+                      timeout: float = DEFAULT_TIMEOUT):
     """Proximal IHT (:func:`sparse_query.solvers.proximal_iht`) on a pool held by a Dask cluster.
 
     Parameters
@@ -617,7 +618,7 @@ def proximal_iht_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 
     sigma : dask.array.Array or array-like of shape (n,)
     b : int
         Batch size.
-    alpha, beta, max_iter, tol, prox
+    alpha, beta, max_iter, tol, prox, patience
         As in :class:`~sparse_query.problem.SparseApproxProblem` and ``proximal_iht``.
     sketch_dim : int or None, default=None
         Sketch the embedding to this dimension on the workers (``None``: exact); the sketch is
@@ -638,7 +639,8 @@ def proximal_iht_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 
     check_option(prox, "prox", ("exact", "paper"))
     return _solve_dask("iht", A, H, sigma, b, alpha=alpha, beta=beta, sketch_dim=sketch_dim,
                        random_state=random_state, client=client, dtype=dtype, timeout=timeout,
-                       solver_kwargs=dict(max_iter=max_iter, tol=tol, prox=prox))
+                       solver_kwargs=dict(max_iter=max_iter, tol=tol, prox=prox,
+                                          patience=patience))
 
 
 def greedy_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 1e-3,
@@ -655,7 +657,8 @@ def greedy_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 1e-3,
 
 def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alpha: float = 1.0,
                beta: float = 1e-3, max_iter: int = 100, tol: float = 1e-6,
-               temperature: float = 0.1, sketch_dim: int | None = None, random_state=None,
+               patience: int | None = 10, temperature: float = 0.1,
+               sketch_dim: int | None = None, random_state=None,
                client=None, dtype="float32", batch_size: int = 1024,
                timeout: float = DEFAULT_TIMEOUT):
     """Choose a batch from a pool held as a dask array: inference, embedding and solve on a cluster.
@@ -678,7 +681,7 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
     solver : {"iht", "greedy"}, default="iht"
     alpha, beta : float
         Weights of the variance term and the stabiliser.
-    max_iter, tol : IHT's iteration cap and tolerance.
+    max_iter, tol, patience : IHT's iteration cap, tolerance and stable-batch patience.
     temperature : float, default=0.1
         ``T`` of the label distribution (a number: resolve ``"auto"`` on the labeled data first).
     sketch_dim : int or None, default=None
@@ -732,7 +735,8 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
         kw = dict(alpha=alpha, beta=beta, sketch_dim=sketch_dim, random_state=random_state,
                   client=client, dtype=dtype, timeout=timeout)
         if solver == "iht":
-            res = proximal_iht_dask(A, H, sigma, n_instances, max_iter=max_iter, tol=tol, **kw)
+            res = proximal_iht_dask(A, H, sigma, n_instances, max_iter=max_iter, tol=tol,
+                                    patience=patience, **kw)
         else:
             res = greedy_dask(A, H, sigma, n_instances, **kw)
     info = dict(weights=res.weights, objective=res.objective, n_iter=res.n_iter,

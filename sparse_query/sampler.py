@@ -387,7 +387,8 @@ class SparseApproxSampler(QueryStrategy):
         est, X_pool = self._dask
         idx, info = query_dask(
             est, X_pool, n_instances, solver=self.solver, alpha=alpha, beta=self.beta,
-            max_iter=self.max_iter, tol=self.tol, temperature=self.temperature_,
+            max_iter=self.max_iter, tol=self.tol, patience=self.patience,
+            temperature=self.temperature_,
             sketch_dim=self.sketch_dim_, random_state=self.random_state, dtype=self.dtype,
             batch_size=self.batch_size,
         )
