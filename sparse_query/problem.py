@@ -478,9 +478,9 @@ class SparseApproxProblem:
         idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
         return self.f1(w, phi_w=phi_w) - self.alpha * float(self.sigma2.double()[idx].sum())
 
-    def grad_f1(self, w: torch.Tensor) -> torch.Tensor:
-        """``2 Phi^T (Phi w - v) + 2 beta (w - 1)`` (one pass over the pool)."""
-        r = self.phi(w) - self.v
+    def grad_f1(self, w: torch.Tensor, *, phi_w=None) -> torch.Tensor:
+        """``2 Phi^T (Phi w - v) + 2 beta (w - 1)`` (one pass over the pool); ``phi_w`` if known."""
+        r = (self.phi(w) if phi_w is None else phi_w) - self.v
         return 2.0 * self.op.project(r) / self.b + 2.0 * self.beta * (w - 1.0)
 
     def line_search(self, u: torch.Tensor, w: torch.Tensor, *, phi_u=None, phi_w=None) -> float:

@@ -183,9 +183,11 @@ plt.show()
 #   earns $-\alpha\sigma_j^2$ and lowers the bias.
 # * **Proximal IHT** (Algorithm 2) always holds a full batch of $b$ points. Each iteration
 #   takes a gradient step on the smooth part, then a *proximal step* keeps the $b$ best
-#   coordinates (the hard threshold), then de-biases and adds momentum. IHT is not monotone;
-#   the library returns the best iterate it saw. By default it stops once the batch has not
-#   changed for `patience=10` iterations; here we let it run 60 iterations to see the tail.
+#   coordinates (the hard threshold), then de-biases and adds momentum. The paper's IHT is
+#   not monotone; the library's only accepts a step that lowers the objective (restarting
+#   the momentum, or halving the step, otherwise), so its history only goes down. By default
+#   it stops once the batch has not changed for `patience=10` iterations; here we turn that
+#   off (`patience=None`) and allow up to 60 iterations to see the tail.
 
 # %%
 n = len(X)
