@@ -2,23 +2,24 @@
 
 The pool's embedding -- the factors ``A (n, K)`` and ``H (n, d)`` of the gradient embedding, or
 its ``(n, m')`` sketch -- stays on the workers, one row chunk per task result; the solvers of
-:mod:`sparse_query.solvers` run unchanged on the client against a :class:`DaskOperator`, which
-implements the :class:`~sparse_query.problem.PoolOperator` interface with the cluster:
+:mod:`sparse_query.solvers` run on the client against a :class:`DaskOperator`, which implements
+the :class:`~sparse_query.problem.PoolOperator` interface with the cluster:
 
-* ``Phi^T r`` (:meth:`~DaskOperator.project`) is a map over the chunks, its pieces concatenated
-  on the client;
+* ``Phi^T r`` (:meth:`~DaskOperator.project`) is a map over the chunks;
 * ``Phi u`` (:meth:`~DaskOperator.combine`) is a map over the chunks followed by a reduction,
   summed on the client in chunk order (so it rounds exactly like the single-machine chunked
   sum when the chunks have the same boundaries);
 * rows of the support (a few ``b`` of them) are fetched once and cached on the client, so the
   de-bias and line-search steps cost no pass over the pool.
 
-Vectors of length ``n`` (weights, gradient, ``sigma``: 4 bytes per pool point in float32) live on
-the client, and so does the top-``b`` prox over them (O(n log b), the same
-:func:`~sparse_query.solvers.topk_lowest_index` with its lower-index tie-break); only the
-``n x (K + d)`` factors, which are what outgrows one machine, are distributed. Because the
-solver code is shared, the same inputs, seed and sketch give the same batch as the
-single-machine path (tests check this on a pool split over several worker processes).
+Proximal IHT also keeps its length-``n`` vectors on the workers (:class:`DaskPoolVectors`): the
+gradient is computed per chunk and stays there, the top-``b`` prox is a per-chunk top-``b``
+merged on the client (at most ``b`` candidates per chunk), and the client holds only the
+``b``-sparse iterates plus ``sigma`` (4 bytes per pool point in float32, needed to build the
+problem; the workers get it in chunks). Greedy still gathers its gradient (``n`` values) to
+the client at each step. The solver code is shared, so the same inputs, seed and sketch give
+the same batch as the single-machine path (tests check this on a pool split over several
+worker processes).
 
 Pointing it at your own cluster
 -------------------------------
@@ -51,10 +52,12 @@ import torch
 
 from ._utils import check_float, check_int, check_option, resolve_dtype, torch_generator
 from .problem import PoolOperator, SparseApproxProblem
+from .solvers import PoolVectors, prox_score, topk_lowest_index
 
 __all__ = [
     "DaskQueryError",
     "DaskOperator",
+    "DaskPoolVectors",
     "dask_last_layer",
     "dask_gradient_embedding",
     "proximal_iht_dask",
@@ -159,6 +162,34 @@ def _chunk_len(chunk):
     return int(chunk[0].shape[0])
 
 
+def _chunk_grad(chunk, r, local, vals, b, beta):
+    """This chunk's piece of ``grad f1(z) = 2 Phi^T r / b + 2 beta (z - 1)`` (kept on the worker)."""
+    u = 2.0 * _chunk_project(chunk, r) / b - 2.0 * beta
+    u[local] += 2.0 * beta * vals
+    return u
+
+
+def _vec_take(u, local):
+    return u[local]
+
+
+def _vec_norm2(u):
+    return float((u.double() ** 2).sum())
+
+
+def _vec_dense_terms(chunk, u):
+    return _chunk_combine(chunk, u), float(u.double().sum()), float((u.double() ** 2).sum())
+
+
+def _vec_prox(u, sigma, local, vals, mu, alpha, b, rule, offset):
+    """The chunk's own top-``b`` of the prox at ``s = z - mu u``: (global indices, score, s)."""
+    s = -mu * u
+    s[local] += vals
+    score, largest = prox_score(s, sigma, alpha, rule)
+    keep = topk_lowest_index(score, b, largest=largest, tiebreak=s)
+    return keep + offset, score[keep], s[keep]
+
+
 # ------------------------------------------------------------------------------------------
 # the operator
 # ------------------------------------------------------------------------------------------
@@ -223,7 +254,9 @@ class DaskOperator(PoolOperator):
         arrays, sizes = _align_rows(arrays, ("A", "H") if len(arrays) == 2 else ("E",))
         starts = np.concatenate([[0], np.cumsum(sizes)])[:-1]
         blocks = [a.to_delayed().ravel() for a in arrays]
-        make = dask.delayed(_to_chunk, pure=True)
+        # fresh keys per build: closing one operator must not cancel the chunks of another
+        # built from the same arrays (deterministic keys would be shared)
+        make = dask.delayed(_to_chunk, pure=False)
         tasks = [make(*[b[i] for b in blocks], dtype=dtype, start=int(starts[i]))
                  for i in range(len(sizes))]
         extra = list(extra or [])
@@ -379,6 +412,103 @@ class DaskOperator(PoolOperator):
             K, d = self.space_shape
             return K + d
         return self.space_shape[0]
+
+
+class DaskPoolVectors(PoolVectors):
+    """Proximal IHT's length-``n`` vectors kept on the workers, one piece per pool chunk.
+
+    The gradient ``u = grad f1(z)`` is computed per chunk (``Phi^T r`` as a map) and never
+    leaves its worker; the solver fetches it only at a few ``b`` indices. ``Phi u`` (when the
+    solver needs the full-gradient step) is a map plus a reduction in chunk order. The prox is
+    a per-chunk top-``b`` with the same order and tie-break as
+    :func:`~sparse_query.solvers.hard_threshold_prox`, merged on the client over at most
+    ``b x n_chunks`` candidates, so it keeps exactly the indices the single-machine prox keeps.
+    ``sigma`` is split into the same chunks.
+    """
+
+    def __init__(self, problem: SparseApproxProblem):
+        super().__init__(problem)
+        op = problem.op
+        if not isinstance(op, DaskOperator):
+            raise TypeError(f"problem.op must be a DaskOperator; got {type(op).__name__}.")
+        self.op = op
+        bounds = list(zip(op.offsets[:-1].tolist(), op.offsets[1:].tolist()))
+        self._bounds = bounds
+        self._sigma = op.client.scatter([problem.sigma[s:e].clone() for s, e in bounds])
+
+    def _split(self, idx, vals=None):
+        """Per chunk: (chunk number, local indices, values) of sorted global ``idx``."""
+        idx_np = idx.cpu().numpy()
+        which = np.searchsorted(self.op.offsets, idx_np, side="right") - 1
+        out = {}
+        for c in np.unique(which):
+            mask = torch.from_numpy(which == c)
+            out[int(c)] = (idx[mask] - int(self.op.offsets[c]),
+                           None if vals is None else vals[mask])
+        return out
+
+    def _run(self, futs):
+        return _gather(self.op.client, futs, self.op.timeout)
+
+    def gradient(self, z_idx, z_val, r):
+        p, op = self.problem, self.op
+        parts = self._split(z_idx, z_val)
+        none = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=op.dtype))
+        r = r.to(op.dtype)
+        return [op.client.submit(_chunk_grad, chunk, r, *parts.get(c, none), p.b, p.beta,
+                                 pure=False)
+                for c, chunk in enumerate(op.chunks)]
+
+    def norm2(self, u):
+        return float(sum(self._run([self.op.client.submit(_vec_norm2, x, pure=False)
+                                    for x in u])))
+
+    def take(self, u, idx):
+        parts = self._split(idx)
+        if not parts:
+            return torch.zeros(0, dtype=self.op.dtype)
+        futs = [self.op.client.submit(_vec_take, u[c], local, pure=False)
+                for c, (local, _) in sorted(parts.items())]
+        return torch.cat(self._run(futs))
+
+    def dense_terms(self, u):
+        op = self.op
+        parts = self._run([op.client.submit(_vec_dense_terms, chunk, x, pure=False)
+                           for chunk, x in zip(op.chunks, u)])
+        phi = torch.zeros(op.space_shape, dtype=op.dtype)
+        for piece, _, _ in parts:  # in chunk order, like DaskOperator.combine
+            phi += piece
+        return (phi / self.problem.b, float(sum(t for _, t, _ in parts)),
+                float(sum(q for _, _, q in parts)))
+
+    def prox(self, u, z_idx, z_val, mu, rule):
+        p, op = self.problem, self.op
+        parts = self._split(z_idx, z_val)
+        none = (torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=op.dtype))
+        futs = [op.client.submit(_vec_prox, u[c], self._sigma[c], *parts.get(c, none), mu,
+                                 p.alpha, p.b, rule, int(op.offsets[c]), pure=False)
+                for c in range(len(op.chunks))]
+        got = self._run(futs)  # chunk order: candidates sorted by global index
+        idx = torch.cat([g[0] for g in got])
+        score = torch.cat([g[1] for g in got])
+        s = torch.cat([g[2] for g in got])
+        keep = topk_lowest_index(score, p.b, largest=rule == "exact", tiebreak=s)
+        return idx[keep], s[keep]
+
+    def sigma2(self, idx):
+        parts = self._split(idx)
+        if not parts:
+            return torch.zeros(0, dtype=self.op.dtype)
+        futs = [self.op.client.submit(_vec_take, self._sigma[c], local, pure=False)
+                for c, (local, _) in sorted(parts.items())]
+        sig = torch.cat(self._run(futs))
+        return sig * sig
+
+    def close(self):
+        try:
+            self.op.client.cancel(self._sigma)
+        except Exception:  # noqa: BLE001 - the cluster may already be gone
+            pass
 
 
 def _align_rows(arrays, names):
@@ -591,7 +721,14 @@ def _solve_dask(solver, A, H, sigma, b, *, alpha, beta, sketch_dim, random_state
             work = op
         problem = SparseApproxProblem(work, np.asarray(sig), b, alpha=alpha, beta=beta,
                                       device="cpu", dtype=op.dtype)
-        res = (proximal_iht if solver == "iht" else greedy)(problem, **solver_kwargs)
+        if solver == "iht":
+            pool = DaskPoolVectors(problem)
+            try:
+                res = proximal_iht(problem, _pool=pool, **solver_kwargs)
+            finally:
+                pool.close()
+        else:
+            res = greedy(problem, **solver_kwargs)
         res.info = {"n_chunks": len(op.chunks), "solve_s": time.perf_counter() - t0,
                     "n_workers": len(client.scheduler_info().get("workers", {}))}
         return res

@@ -18,7 +18,7 @@ import torch
 from ._utils import check_float, check_int, check_option
 from .problem import SparseApproxProblem, SolverResult
 
-__all__ = ["greedy", "proximal_iht", "hard_threshold_prox", "topk_lowest_index"]
+__all__ = ["greedy", "proximal_iht", "hard_threshold_prox", "topk_lowest_index", "PoolVectors"]
 
 PROX_RULES = ("exact", "paper")
 
@@ -47,6 +47,15 @@ def topk_lowest_index(score: torch.Tensor, k: int, *, largest: bool = True,
     return torch.sort(chosen).values
 
 
+def prox_score(s, sigma, alpha: float, rule: str = "exact"):
+    """The score :func:`hard_threshold_prox` ranks by, and whether it keeps the largest."""
+    sigma = torch.as_tensor(sigma, dtype=s.dtype, device=s.device)
+    sig2 = sigma * sigma
+    if rule == "exact":
+        return 0.5 * s.clamp(min=0) ** 2 + alpha * sig2, True
+    return 0.5 * (-s).clamp(min=0) ** 2 - alpha * sig2, False
+
+
 def hard_threshold_prox(s, sigma, alpha: float, b: int, *, rule: str = "exact"):
     """The proximal step of Algorithm 2, line 6.
 
@@ -67,17 +76,11 @@ def hard_threshold_prox(s, sigma, alpha: float, b: int, *, rule: str = "exact"):
     """
     check_option(rule, "prox", PROX_RULES)
     s = torch.as_tensor(s)
-    sigma = torch.as_tensor(sigma, dtype=s.dtype, device=s.device)
-    sig2 = sigma * sigma
+    score, largest = prox_score(s, sigma, alpha, rule)
     # coordinates whose score ties (typically several s_j <= 0 with equal sigma_j) go to the
     # largest s_j: the prox objective cannot tell them apart, and this keeps the choice
     # independent of the order of the pool
-    if rule == "exact":
-        idx = topk_lowest_index(0.5 * s.clamp(min=0) ** 2 + alpha * sig2, b, largest=True,
-                                tiebreak=s)
-    else:
-        idx = topk_lowest_index(0.5 * (-s).clamp(min=0) ** 2 - alpha * sig2, b, largest=False,
-                                tiebreak=s)
+    idx = topk_lowest_index(score, b, largest=largest, tiebreak=s)
     w = torch.zeros_like(s)
     w[idx] = s[idx].clamp(min=0)
     return idx, w
@@ -220,7 +223,7 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
 
 def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: float = 1e-4,
                  patience: int | None = 10, prox: str = "exact",
-                 max_halvings: int = 20) -> SolverResult:
+                 max_halvings: int = 20, _pool=None) -> SolverResult:
     """Algorithm 2 of the paper, proximal IHT with momentum, made monotone.
 
     Each iteration: ``u = grad f1(z)``; ``s = z - mu u``; ``w = prox(s)`` (keeps ``b``
@@ -279,7 +282,10 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
         patience = check_int(patience, "patience", min_val=1)
     check_option(prox, "prox", PROX_RULES)
     max_halvings = check_int(max_halvings, "max_halvings", min_val=0)
-    w = torch.zeros(problem.n, dtype=problem.dtype, device=problem.device)
+    pool = _pool if _pool is not None else PoolVectors(problem)
+    ctx = _Iht(problem, pool, prox, max_halvings)
+    empty = torch.zeros(0, dtype=torch.long, device=problem.device)
+    w = (empty, torch.zeros(0, dtype=problem.dtype, device=problem.device))
     phi_w = torch.zeros_like(problem.v)
     z, phi_z, momentum = w, phi_w, False
     sel, obj = None, math.inf
@@ -289,84 +295,209 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
     stable = 0
     for t in range(1, max_iter + 1):
         n_iter = t
-        step = _iht_step(problem, z, phi_z, obj, sel, prox, max_halvings, momentum)
+        step = ctx.step(z, phi_z, obj, sel, momentum)
         if step is None and momentum:  # the momentum step failed: restart from w
-            step = _iht_step(problem, w, phi_w, obj, sel, prox, max_halvings, False)
+            step = ctx.step(w, phi_w, obj, sel, False)
         settled = step is None
         if step is not None and sel is not None and torch.equal(step[0], sel):
-            small = float((step[1] - w).abs().max()) <= tol * max(1.0, float(step[1].abs().max()))
+            change = float(_axpy(step[0], step[1], w[0], w[1], -1.0)[1].abs().max())
+            small = change <= tol * max(1.0, float(step[1].abs().max()))
             settled = small or bool(patience and stable + 1 >= patience)
         if settled:
-            escape = _iht_escape(problem, w, phi_w, obj, sel, prox, max_halvings)
+            escape = ctx.escape(w, phi_w, obj, sel)
             if escape is None:
                 if step is None:  # w is a fixed point: no step lowers the objective
                     n_iter = t - 1
                 else:
-                    w = step[1]
+                    w = (step[0], step[1])
                     history.append(step[3])
                 converged = True
                 break
             step = escape
-        new_sel, w_new, phi_new, obj = step
+        new_sel, w_val, phi_new, obj = step
         history.append(obj)
-        d = w_new - w
+        d = _axpy(new_sel, w_val, w[0], w[1], -1.0)  # w_new - w_old, on the union of supports
         phi_d = phi_new - phi_w
-        w, phi_w = w_new, phi_new
-        tau = problem.line_search(d, w, phi_u=phi_d, phi_w=phi_w)
+        w, phi_w = (new_sel, w_val), phi_new
+        tau = ctx.line_search(d, w, phi_d, phi_w)
         momentum = tau != 0.0
-        z, phi_z = (w - tau * d, phi_w - tau * phi_d) if momentum else (w, phi_w)
+        z, phi_z = (_axpy(*w, *d, -tau), phi_w - tau * phi_d) if momentum else (w, phi_w)
         stable = stable + 1 if sel is not None and torch.equal(new_sel, sel) else 0
         sel = new_sel
-    return _result(problem, w, sel, n_iter, converged, history)
+    return SolverResult(
+        indices=w[0].detach().cpu().numpy().astype(np.int64),
+        weights=w[1].detach().cpu().double().numpy(),
+        objective=ctx.objective(w[0], w[1], ctx.phi(*w)),
+        n_iter=int(n_iter),
+        converged=bool(converged),
+        history=history,
+    )
 
 
-def _iht_trial(problem, z, u, mu, prox):
-    """Prox, de-bias and clip at ``s = z - mu u``: ``(indices, w, Phi w, batch objective)``."""
-    sel, w = hard_threshold_prox(z - mu * u, problem.sigma, problem.alpha, problem.b, rule=prox)
-    w = problem.debias(w, sel).clamp(min=0.0)
-    phi_w = problem.phi(w)
-    return sel, w, phi_w, problem.batch_objective(w, sel, phi_w=phi_w)
+def _axpy(a_idx, a_val, b_idx, b_val, coef):
+    """The sparse vector ``a + coef * b`` on the union of the (sorted) supports."""
+    idx, inv = torch.unique(torch.cat([a_idx, b_idx]), return_inverse=True)
+    val = torch.zeros(idx.numel(), dtype=a_val.dtype, device=a_val.device)
+    val.index_add_(0, inv[: a_idx.numel()], a_val)
+    val.index_add_(0, inv[a_idx.numel():], coef * b_val)
+    return idx, val
 
 
-def _iht_step(problem, z, phi_z, obj, sel, prox, max_halvings, momentum):
-    """The proximal step from ``z`` whose batch objective does not exceed ``obj``, or None.
+def _values_at(idx, val, where):
+    """Entries ``where`` (sorted) of the sparse vector ``(idx, val)``; 0 off its support."""
+    out = torch.zeros(where.numel(), dtype=val.dtype, device=val.device)
+    if idx.numel() == 0 or where.numel() == 0:
+        return out
+    pos = torch.searchsorted(idx, where).clamp(max=idx.numel() - 1)
+    hit = idx[pos] == where
+    out[hit] = val[pos[hit]]
+    return out
 
-    ``mu`` is the exact line search along the gradient restricted to the support of ``z``;
-    along the whole gradient at the start and when ``z`` is optimal on its support (the
-    restricted gradient vanishes and its step would be round-off). A rejected step is halved,
-    up to ``max_halvings`` times; with ``momentum`` a rejection returns None at once so that
-    the caller restarts from ``w``. The first iterate (``sel is None``) is always taken.
+
+class PoolVectors:
+    """The length-``n`` vectors of proximal IHT -- the gradient and the prox over it -- held
+    next to the pool. This one keeps them as tensors on the problem's device;
+    :class:`sparse_query.distributed.DaskPoolVectors` keeps one piece per chunk on the workers.
+    Iterates are sparse ``(sorted indices, values)`` pairs, so the solver itself holds O(b).
+
+    ``u`` below is whatever :meth:`gradient` returns (here a tensor); the solver only passes
+    it back.
     """
-    u = problem.grad_f1(z, phi_w=phi_z)
-    support = z.nonzero().reshape(-1)
-    mu = 0.0
-    if support.numel() > 0:
-        u_s = torch.zeros_like(u)
-        u_s[support] = u[support]
-        if float(u_s.norm()) > math.sqrt(torch.finfo(u.dtype).eps) * float(u.norm()):
-            mu = problem.line_search(u_s, z, phi_u=problem.phi(u_s), phi_w=phi_z)
-    if not mu > 0.0:
-        mu = problem.line_search(u, z, phi_u=problem.phi_dense(u), phi_w=phi_z)
-    for _ in range(max_halvings + 1):
-        cand = _iht_trial(problem, z, u, mu, prox)
-        if sel is None or cand[3] <= obj:
-            return cand
-        if momentum or not mu > 0.0:
-            return None
-        mu *= 0.5
-    return None
+
+    def __init__(self, problem: SparseApproxProblem):
+        self.problem = problem
+
+    def gradient(self, z_idx, z_val, r):
+        """``u = grad f1(z) = 2 Phi^T r / b + 2 beta (z - 1)`` for ``r = Phi z - v``."""
+        p = self.problem
+        u = 2.0 * p.op.project(r) / p.b - 2.0 * p.beta
+        u[z_idx] += 2.0 * p.beta * z_val
+        return u
+
+    def take(self, u, idx):
+        """``u[idx]``."""
+        return u[idx]
+
+    def norm2(self, u):
+        """``sum_j u_j^2``."""
+        return float((u.double() ** 2).sum())
+
+    def dense_terms(self, u):
+        """``(Phi u, sum_j u_j, sum_j u_j^2)``: one pass over the pool."""
+        return self.problem.phi_dense(u), float(u.double().sum()), self.norm2(u)
+
+    def prox(self, u, z_idx, z_val, mu, rule):
+        """:func:`hard_threshold_prox` at ``s = z - mu u``: the kept indices and ``s`` there."""
+        s = -mu * u
+        s[z_idx] += z_val
+        sel, _ = hard_threshold_prox(s, self.problem.sigma, self.problem.alpha, self.problem.b,
+                                     rule=rule)
+        return sel, s[sel]
+
+    def sigma2(self, idx):
+        return self.problem.sigma2[idx]
 
 
-def _iht_escape(problem, w, phi_w, obj, sel, prox, max_halvings):
-    """A stalled batch's last chance: the line search along the whole gradient at ``w``, tried
-    at ``mu * 2**k`` for ``|k| <= max_halvings`` (smallest change first). Returns the first
-    candidate with a different batch and a strictly lower objective, or None."""
-    u = problem.grad_f1(w, phi_w=phi_w)
-    mu = problem.line_search(u, w, phi_u=problem.phi_dense(u), phi_w=phi_w)
-    if not mu > 0.0:
+class _Iht:
+    """The pieces of one proximal-IHT run on sparse iterates ``(indices, values)``."""
+
+    def __init__(self, problem, pool, prox, max_halvings):
+        self.p, self.pool, self.prox, self.max_halvings = problem, pool, prox, max_halvings
+
+    def phi(self, idx, val):
+        if idx.numel() == 0:
+            return torch.zeros_like(self.p.v)
+        return self.p.op.combine_rows(idx, val) / self.p.b
+
+    def objective(self, idx, val, phi):
+        """The batch objective ``f1(w) - alpha sum_{idx} sigma^2`` (float64 accumulation)."""
+        p = self.p
+        r = (phi - p.v).double()
+        dw = val.double() - 1.0
+        stab = float((dw * dw).sum()) + (p.n - idx.numel())
+        sig2 = float(self.pool.sigma2(idx).double().sum())
+        return float((r * r).sum()) + p.beta * stab - p.alpha * sig2
+
+    def _mu(self, num, den):
+        if not den > 0.0 or not math.isfinite(den):
+            return 0.0
+        mu = num / den
+        return mu if math.isfinite(mu) else 0.0
+
+    def line_search(self, u, w, phi_u, phi_w):
+        """The minimiser ``mu`` of ``f1(w - mu u)`` for sparse ``u`` and ``w``."""
+        p = self.p
+        u_idx, u_val = u
+        w_at = _values_at(*w, u_idx)
+        num = float(p.op.inner(phi_w - p.v, phi_u)) + p.beta * float(((w_at - 1.0) * u_val).sum())
+        den = float(p.op.inner(phi_u, phi_u)) + p.beta * float((u_val * u_val).sum())
+        return self._mu(num, den)
+
+    def dense_line_search(self, u, z, phi_z):
+        """The minimiser ``mu`` of ``f1(z - mu u)`` along the whole gradient (one pass)."""
+        p = self.p
+        phi_u, u_sum, u_sq = self.pool.dense_terms(u)
+        u_z = self.pool.take(u, z[0])
+        zu = float((z[1] * u_z).sum()) - u_sum  # sum_j (z_j - 1) u_j over the pool
+        num = float(p.op.inner(phi_z - p.v, phi_u)) + p.beta * zu
+        den = float(p.op.inner(phi_u, phi_u)) + p.beta * u_sq
+        return self._mu(num, den)
+
+    def debias(self, idx, val, phi):
+        """Appendix E, Algorithm 5: one exact line search along the in-support gradient."""
+        p = self.p
+        r = phi - p.v
+        g = 2.0 * p.op.project_rows(r, idx) / p.b + 2.0 * p.beta * (val - 1.0)
+        mu = self.line_search((idx, g), (idx, val), self.phi(idx, g), phi)
+        return val - mu * g
+
+    def trial(self, u, z, mu):
+        """Prox, de-bias and clip at ``s = z - mu u``: ``(indices, w, Phi w, objective)``."""
+        sel, s_sel = self.pool.prox(u, z[0], z[1], mu, self.prox)
+        val = s_sel.clamp(min=0.0)
+        val = self.debias(sel, val, self.phi(sel, val)).clamp(min=0.0)
+        phi = self.phi(sel, val)
+        return sel, val, phi, self.objective(sel, val, phi)
+
+    def step(self, z, phi_z, obj, sel, momentum):
+        """The proximal step from ``z`` whose batch objective does not exceed ``obj``, or None.
+
+        ``mu`` is the exact line search along the gradient restricted to the support of ``z``;
+        along the whole gradient at the start and when ``z`` is optimal on its support (the
+        restricted gradient vanishes and its step would be round-off). A rejected step is
+        halved, up to ``max_halvings`` times; with ``momentum`` a rejection returns None at
+        once so that the caller restarts from ``w``. The first iterate (``sel is None``) is
+        always taken.
+        """
+        u = self.pool.gradient(z[0], z[1], phi_z - self.p.v)
+        support = z[0][z[1] != 0]
+        mu = 0.0
+        if support.numel() > 0:
+            u_s = self.pool.take(u, support)
+            eps = torch.finfo(u_s.dtype).eps
+            if float(u_s.double().norm()) > math.sqrt(eps) * math.sqrt(self.pool.norm2(u)):
+                mu = self.line_search((support, u_s), z, self.phi(support, u_s), phi_z)
+        if not mu > 0.0:
+            mu = self.dense_line_search(u, z, phi_z)
+        for _ in range(self.max_halvings + 1):
+            cand = self.trial(u, z, mu)
+            if sel is None or cand[3] <= obj:
+                return cand
+            if momentum or not mu > 0.0:
+                return None
+            mu *= 0.5
         return None
-    for k in sorted(range(-max_halvings, max_halvings + 1), key=abs):
-        cand = _iht_trial(problem, w, u, mu * 2.0**k, prox)
-        if cand[3] < obj and not torch.equal(cand[0], sel):
-            return cand
-    return None
+
+    def escape(self, w, phi_w, obj, sel):
+        """A stalled batch's last chance: the line search along the whole gradient at ``w``,
+        tried at ``mu * 2**k`` for ``|k| <= max_halvings`` (smallest change first). Returns
+        the first candidate with a different batch and a strictly lower objective, or None."""
+        u = self.pool.gradient(w[0], w[1], phi_w - self.p.v)
+        mu = self.dense_line_search(u, w, phi_w)
+        if not mu > 0.0:
+            return None
+        for k in sorted(range(-self.max_halvings, self.max_halvings + 1), key=abs):
+            cand = self.trial(u, w, mu * 2.0**k)
+            if cand[3] < obj and not torch.equal(cand[0], sel):
+                return cand
+        return None

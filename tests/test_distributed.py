@@ -16,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 from sparse_query.adapters import last_layer_outputs  # noqa: E402
 from sparse_query.distributed import (  # noqa: E402
     DaskOperator,
+    DaskPoolVectors,
     DaskQueryError,
     greedy_dask,
     proximal_iht_dask,
@@ -23,7 +24,7 @@ from sparse_query.distributed import (  # noqa: E402
 )
 from sparse_query.embeddings import gradient_embedding  # noqa: E402
 from sparse_query.problem import FactoredOperator, SparseApproxProblem, sketch  # noqa: E402
-from sparse_query.solvers import greedy, proximal_iht  # noqa: E402
+from sparse_query.solvers import PoolVectors, greedy, proximal_iht  # noqa: E402
 from sparse_query._utils import torch_generator  # noqa: E402
 
 CHUNK = 150
@@ -38,6 +39,7 @@ def client():
             dashboard_address=None, silence_logs=logging.CRITICAL,
         )
         c = distributed.Client(cluster)
+        c.wait_for_workers(2)
     try:
         yield c
     finally:
@@ -62,6 +64,9 @@ def test_operator_products_match_single_machine(client):
     ref = FactoredOperator(A, H, chunk_size=CHUNK)
     op = DaskOperator.from_factors(_dask(A), _dask(H), client=client, dtype="float64")
     try:
+        # the scheduler may place every chunk on one worker when the other is busy (a loaded
+        # machine); spread them so that the products below really gather from both
+        client.rebalance(op.chunks)
         holders = {w for ws in client.who_has(op.chunks).values() for w in ws}
         assert len(op.chunks) == 6 and len(holders) == 2  # several chunks on each worker
         g = torch.Generator().manual_seed(1)
@@ -105,6 +110,70 @@ def test_iht_same_batch_as_single_machine(client, sketch_dim):
     np.testing.assert_allclose(res.weights, ref.weights, rtol=1e-9, atol=1e-12)
     assert res.n_iter == ref.n_iter
     assert res.info["n_chunks"] == 6
+
+
+@pytest.mark.parametrize("b", [7, 200])  # fewer and more than one chunk's 150 rows
+@pytest.mark.parametrize("rule", ["exact", "paper"])
+def test_per_chunk_prox_and_gradient_match_single_machine(client, b, rule):
+    """The gradient stays on the workers and the prox is a per-chunk top-b plus a merge; both
+    give exactly what the single-machine vectors give, ties included (many s_j <= 0 and
+    repeated sigma_j tie on the exact rule's score)."""
+    A, H, sigma = _factors(seed=4)
+    sigma[::3] = sigma[0]
+    prob = SparseApproxProblem((A, H), sigma, b, alpha=1.0, beta=1e-3, device="cpu",
+                               dtype="float64", chunk_size=CHUNK)
+    op = DaskOperator.from_factors(_dask(A), _dask(H), client=client, dtype="float64")
+    dprob = SparseApproxProblem(op, sigma, b, alpha=1.0, beta=1e-3, device="cpu",
+                                dtype="float64")
+    local, remote = PoolVectors(prob), DaskPoolVectors(dprob)
+    try:
+        z_idx = torch.tensor([3, 151, 152, 600, 899])
+        z_val = torch.tensor([0.5, 1.0, 0.0, 2.0, 0.25], dtype=torch.float64)
+        r = torch.randn(4, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+        u_loc, u_rem = local.gradient(z_idx, z_val, r), remote.gradient(z_idx, z_val, r)
+        assert isinstance(u_rem, list) and len(u_rem) == 6  # one piece per chunk, not gathered
+        torch.testing.assert_close(remote.take(u_rem, torch.arange(900)), u_loc, rtol=0, atol=0)
+        assert remote.norm2(u_rem) == pytest.approx(local.norm2(u_loc), rel=1e-12)
+        phi_r, sum_r, sq_r = remote.dense_terms(u_rem)
+        phi_l, sum_l, sq_l = local.dense_terms(u_loc)
+        torch.testing.assert_close(phi_r, phi_l, rtol=0, atol=0)
+        assert sum_r == pytest.approx(sum_l, rel=1e-12, abs=1e-12)
+        for mu in (0.0, 1e-3, 50.0):
+            sel_l, s_l = local.prox(u_loc, z_idx, z_val, mu, rule)
+            sel_r, s_r = remote.prox(u_rem, z_idx, z_val, mu, rule)
+            torch.testing.assert_close(sel_r, sel_l, rtol=0, atol=0)
+            torch.testing.assert_close(s_r, s_l, rtol=0, atol=0)
+        torch.testing.assert_close(remote.sigma2(sel_l), local.sigma2(sel_l), rtol=0, atol=0)
+    finally:
+        remote.close()
+        op.close()
+
+
+def test_iht_same_batch_as_single_machine_when_b_exceeds_a_chunk(client):
+    A, H, sigma = _factors(seed=6)
+    b = 200
+    res = proximal_iht_dask(_dask(A), _dask(H), _dask(sigma), b, alpha=1.0, beta=1e-3,
+                            max_iter=20, client=client, dtype="float64")
+    prob = SparseApproxProblem((A, H), sigma, b, alpha=1.0, beta=1e-3, device="cpu",
+                               dtype="float64", chunk_size=CHUNK)
+    ref = proximal_iht(prob, max_iter=20)
+    np.testing.assert_array_equal(res.indices, ref.indices)
+    np.testing.assert_allclose(res.weights, ref.weights, rtol=1e-9, atol=1e-12)
+
+
+def test_closing_one_operator_leaves_another_on_the_same_arrays(client):
+    """Two queries in a row over the same dask arrays: the first one's close() must not cancel
+    the second one's chunks (it did when chunk keys were derived from the data)."""
+    A, H, _ = _factors(seed=8)
+    first = DaskOperator.from_factors(_dask(A), _dask(H), client=client, dtype="float64")
+    second = DaskOperator.from_factors(_dask(A), _dask(H), client=client, dtype="float64")
+    first.close()
+    try:
+        r = torch.ones(4, 12, dtype=torch.float64)
+        ref = FactoredOperator(A, H, chunk_size=CHUNK).project(r)
+        torch.testing.assert_close(second.project(r), ref, rtol=0, atol=0)
+    finally:
+        second.close()
 
 
 def test_greedy_same_batch_as_single_machine(client):
