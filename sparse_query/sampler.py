@@ -52,7 +52,7 @@ class SparseApproxSampler(QueryStrategy):
     ----------
     solver : {"greedy", "iht"}, default="greedy"
         Greedy adds one point per step (cost O(n * m * b) or less); proximal IHT updates the
-        whole batch per iteration (two passes over the pool per iteration, independent of b).
+        whole batch per iteration (one pass over the pool per iteration, independent of b).
     alpha : float, default=0.1
         Weight of the variance (uncertainty) term; ``0`` is representation only. How it enters
         the objective depends on ``alpha_scale``. The default comes from the ablation in

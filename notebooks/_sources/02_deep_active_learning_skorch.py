@@ -174,7 +174,7 @@ print(f"total {time.perf_counter() - t_start:.0f}s")
 # Left: mean test accuracy over the seeds (the band spans min to max). Right: seconds per
 # query. Entropy needs one forward pass over the pool; BADGE and the sparse sampler need the
 # same pass (capturing the 84 penultimate features) and then a selection step: BADGE's
-# k-means++ seeding costs one pass over the pool per chosen point, IHT two passes per
+# k-means++ seeding costs one pass over the pool per chosen point, IHT one pass per
 # iteration whatever the batch size. On a pool of a few thousand images all of this is far
 # cheaper than retraining the network.
 

@@ -269,10 +269,10 @@ print(f"exact rule optimal in every case; the paper's rule is worse in "
       f"{(excess > 1e-12).mean():.0%} of them (mean excess cost {excess[excess > 1e-12].mean():.2f})")
 
 # %% [markdown]
-# Does the wrong step make IHT's final batch worse? Not visibly: IHT is a heuristic, and its
-# momentum and de-bias steps make up for a lot (in the objective plot above the paper's
-# variant even ends a little lower). Over 24 pools like ours (8 random blob layouts × 3
-# alphas) the two variants tie, or each wins, about equally often; greedy is shown for scale.
+# Does the wrong step make IHT's final batch worse? Somewhat, not always: IHT is a heuristic,
+# and its de-bias steps make up for a lot. Over 24 pools like ours (8 random blob layouts × 3
+# alphas) the exact rule ends lower more often than the paper's, but not every time (the
+# count is printed below); greedy is shown for scale.
 
 # %%
 final = []
@@ -307,8 +307,8 @@ print(f"greedy lower than IHT (exact) in {np.mean(final[:, 2] < final[:, 0] - 1e
 #
 # * Greedy takes $b$ steps, each with a pass over the pool and work on the growing support,
 #   so its time grows with $b$ (faster than linearly for large $b$).
-# * IHT's iteration costs two passes over the pool *whatever* $b$ is; only the number of
-#   iterations varies (at most `max_iter=100`). Its time is nearly flat in $b$.
+# * IHT's iteration costs one pass over the pool *whatever* $b$ is (plus a cheap `topk`); only
+#   the number of iterations varies (at most `max_iter=100`). Its time is nearly flat in $b$.
 #
 # So greedy is the better choice for small batches, IHT for large ones. (For very large
 # pools, `sketch_dim` makes every pass cheaper; see the sampler's documentation.)
