@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 S="ours-greedy ours-iht random entropy margin least-confidence kcenter badge"
+# added after IHT changed (commit 11ff91a): the current defaults for both solvers, and the
+# new IHT at the defaults the plain "ours-*" runs above had (alpha=1, T=0.1)
+S="$S ours-greedy:alpha=0.1,temperature=0.01 ours-iht:alpha=0.1,temperature=0.01"
+S="$S ours-iht:alpha=1.0,temperature=0.1"
 python -m sparse_query.benchmark --dataset digits --model logreg --strategies $S \
     --seeds 0 1 2 3 4 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
     --out benchmarks/results/al_digits_logreg "$@"
