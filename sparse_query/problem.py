@@ -478,9 +478,9 @@ class SparseApproxProblem:
         idx = torch.as_tensor(indices, device=self.device, dtype=torch.long)
         return self.f1(w, phi_w=phi_w) - self.alpha * float(self.sigma2.double()[idx].sum())
 
-    def grad_f1(self, w: torch.Tensor, *, phi_w=None) -> torch.Tensor:
-        """``2 Phi^T (Phi w - v) + 2 beta (w - 1)`` (one pass over the pool); ``phi_w`` if known."""
-        r = (self.phi(w) if phi_w is None else phi_w) - self.v
+    def grad_f1(self, w: torch.Tensor) -> torch.Tensor:
+        """``2 Phi^T (Phi w - v) + 2 beta (w - 1)`` (one pass over the pool)."""
+        r = self.phi(w) - self.v
         return 2.0 * self.op.project(r) / self.b + 2.0 * self.beta * (w - 1.0)
 
     def line_search(self, u: torch.Tensor, w: torch.Tensor, *, phi_u=None, phi_w=None) -> float:
@@ -496,6 +496,19 @@ class SparseApproxProblem:
             phi_w = self.phi(w)
         num = self.op.inner(phi_w - self.v, phi_u) + self.beta * ((w - 1.0) * u).sum()
         den = self.op.inner(phi_u, phi_u) + self.beta * (u * u).sum()
+        return self.step_length(num, den)
+
+    def line_search_rows(self, idx: torch.Tensor, u: torch.Tensor, w_at: torch.Tensor, *,
+                         phi_u: torch.Tensor, phi_w: torch.Tensor) -> float:
+        """:meth:`line_search` for a direction that is ``u`` on the rows ``idx`` and 0 elsewhere,
+        given ``w_at = w[idx]``, ``Phi u`` and ``Phi w``: no vector of length ``n``."""
+        num = self.op.inner(phi_w - self.v, phi_u) + self.beta * ((w_at - 1.0) * u).sum()
+        den = self.op.inner(phi_u, phi_u) + self.beta * (u * u).sum()
+        return self.step_length(num, den)
+
+    @staticmethod
+    def step_length(num, den) -> float:
+        """``num / den``, or 0 where that is not a finite step (``den <= 0``, NaN, inf)."""
         den = float(den)
         if not den > 0.0 or not math.isfinite(den):
             return 0.0
@@ -505,14 +518,18 @@ class SparseApproxProblem:
     def debias(self, w: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
         """Appendix E, Algorithm 5: one exact line-search step along the in-support gradient.
 
-        ``support`` are the chosen indices (the solver's batch), which may include indices with
-        zero weight. Cost O(|support| * m), no pass over the pool.
+        ``support`` are the chosen indices (the solver's batch, distinct), which may include
+        indices with zero weight. Cost O(|support| * m), no pass over the pool.
         """
-        phi_w = self.phi(w)
+        out = w.clone()
+        out[support] = self.debias_rows(support, w[support], self.phi(w))
+        return out
+
+    def debias_rows(self, support: torch.Tensor, w_s: torch.Tensor,
+                    phi_w: torch.Tensor) -> torch.Tensor:
+        """:meth:`debias` on the rows alone: the new weights on ``support`` given
+        ``w_s = w[support]`` and ``phi_w = Phi w`` (no vector of length ``n``)."""
         r = phi_w - self.v
-        g_s = 2.0 * self.op.project_rows(r, support) / self.b + 2.0 * self.beta * (w[support] - 1.0)
-        u = torch.zeros_like(w)
-        u[support] = g_s
-        phi_u = self.op.combine_rows(support, g_s) / self.b
-        mu = self.line_search(u, w, phi_u=phi_u, phi_w=phi_w)
-        return w - mu * u
+        g = 2.0 * self.op.project_rows(r, support) / self.b + 2.0 * self.beta * (w_s - 1.0)
+        phi_u = self.op.combine_rows(support, g) / self.b
+        return w_s - self.line_search_rows(support, g, w_s, phi_u=phi_u, phi_w=phi_w) * g

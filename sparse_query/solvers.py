@@ -418,20 +418,10 @@ class _Iht:
         sig2 = float(self.pool.sigma2(idx).double().sum())
         return float((r * r).sum()) + p.beta * stab - p.alpha * sig2
 
-    def _mu(self, num, den):
-        if not den > 0.0 or not math.isfinite(den):
-            return 0.0
-        mu = num / den
-        return mu if math.isfinite(mu) else 0.0
-
     def line_search(self, u, w, phi_u, phi_w):
         """The minimiser ``mu`` of ``f1(w - mu u)`` for sparse ``u`` and ``w``."""
-        p = self.p
-        u_idx, u_val = u
-        w_at = _values_at(*w, u_idx)
-        num = float(p.op.inner(phi_w - p.v, phi_u)) + p.beta * float(((w_at - 1.0) * u_val).sum())
-        den = float(p.op.inner(phi_u, phi_u)) + p.beta * float((u_val * u_val).sum())
-        return self._mu(num, den)
+        return self.p.line_search_rows(u[0], u[1], _values_at(*w, u[0]), phi_u=phi_u,
+                                       phi_w=phi_w)
 
     def dense_line_search(self, u, z, phi_z):
         """The minimiser ``mu`` of ``f1(z - mu u)`` along the whole gradient (one pass)."""
@@ -441,21 +431,13 @@ class _Iht:
         zu = float((z[1] * u_z).sum()) - u_sum  # sum_j (z_j - 1) u_j over the pool
         num = float(p.op.inner(phi_z - p.v, phi_u)) + p.beta * zu
         den = float(p.op.inner(phi_u, phi_u)) + p.beta * u_sq
-        return self._mu(num, den)
-
-    def debias(self, idx, val, phi):
-        """Appendix E, Algorithm 5: one exact line search along the in-support gradient."""
-        p = self.p
-        r = phi - p.v
-        g = 2.0 * p.op.project_rows(r, idx) / p.b + 2.0 * p.beta * (val - 1.0)
-        mu = self.line_search((idx, g), (idx, val), self.phi(idx, g), phi)
-        return val - mu * g
+        return p.step_length(num, den)
 
     def trial(self, u, z, mu):
         """Prox, de-bias and clip at ``s = z - mu u``: ``(indices, w, Phi w, objective)``."""
         sel, s_sel = self.pool.prox(u, z[0], z[1], mu, self.prox)
         val = s_sel.clamp(min=0.0)
-        val = self.debias(sel, val, self.phi(sel, val)).clamp(min=0.0)
+        val = self.p.debias_rows(sel, val, self.phi(sel, val)).clamp(min=0.0)
         phi = self.phi(sel, val)
         return sel, val, phi, self.objective(sel, val, phi)
 
