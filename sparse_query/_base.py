@@ -47,6 +47,10 @@ def wants_metrics(learner) -> bool:
 
 
 def _num_samples(X) -> int:
+    from .adapters._common import _is_multi_input, _multi_len
+
+    if _is_multi_input(X):  # skorch's dict / tuple pools: skorch's own get_len
+        return _multi_len(X)
     if hasattr(X, "shape") and len(getattr(X, "shape", ())) > 0:
         return int(X.shape[0])
     if hasattr(X, "__len__"):

@@ -49,19 +49,45 @@ def resolve_device(device, name: str = "device") -> torch.device:
             f"{name} must be a string such as 'auto', 'cpu' or 'cuda', or a torch.device; "
             f"got {type(device).__name__}."
         )
+    there = ", ".join(repr(d) for d in available_devices())
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(
-                f"{name}={device!r} was requested but CUDA is not available on this machine; "
-                "use device='cpu' or device='auto'."
+                f"{name}={device!r} was requested but CUDA is not available on this machine "
+                f"(available: {there}); use one of those or device='auto'."
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(
-                f"{name}={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist."
+                f"{name}={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist "
+                f"(available: {there})."
             )
-    elif dev.type not in ("cpu", "mps"):
-        raise ValueError(f"{name}={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
+    elif dev.type == "mps":
+        if not _mps_available():
+            raise ValueError(
+                f"{name}={device!r} was requested but Apple's MPS backend is not available on "
+                f"this machine (available: {there}); use one of those or device='auto'."
+            )
+    elif dev.type != "cpu":
+        raise ValueError(
+            f"{name}={device!r} is not supported; available on this machine: {there} "
+            "(or 'auto')."
+        )
     return dev
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def available_devices() -> list[str]:
+    """The device strings :func:`resolve_device` accepts on this machine, e.g. ``['cpu']``."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        out.append("mps")
+    return out
 
 
 def resolve_dtype(dtype, name: str = "dtype") -> torch.dtype:

@@ -288,7 +288,8 @@ def test_single_output_head_gets_two_logits():
     assert_allclose(predict_proba(net, X)[:, 1], torch.sigmoid(z).squeeze(1).numpy(), atol=1e-6)
 
 
-def test_head_that_is_not_the_output_warns():
+def test_head_that_is_not_the_output_is_refused():
+    # issue 12: this used to warn and go on with the wrong logits; now it is an error
     class Scaled(nn.Module):
         def __init__(self):
             super().__init__()
@@ -297,7 +298,7 @@ def test_head_that_is_not_the_output_warns():
         def forward(self, x):
             return 3.0 * self.fc(x) + 1.0
 
-    with pytest.warns(UserWarning, match="not the output of its last linear layer"):
+    with pytest.raises(EmbeddingNotSupportedError, match="is not its class head.*last_layer"):
         last_layer_outputs(Scaled(), torch.randn(5, 3))
 
 

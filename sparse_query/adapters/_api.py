@@ -13,7 +13,7 @@ from ._common import (
 from ._ensembles import _ensemble_members, _member_probas
 from ._sklearn import _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer
 from ._torch import (
-    _SHAPE_WORDS, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
+    _SHAPE_WORDS, _as_probabilities, _proba_atol, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
     _torch_posterior,
 )
 
@@ -100,7 +100,28 @@ def predict_proba(estimator, X, *, batch_size: int | None = None) -> np.ndarray:
             m.training = training
     parts = [p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
              for p in parts]
-    return _normalise(np.concatenate(parts))
+    proba = np.concatenate(parts)
+    if module is not None:
+        proba = _net_probabilities(est, proba)
+    return _normalise(proba)
+
+
+def _net_probabilities(net, proba):
+    """A net's ``predict_proba`` output as probabilities: log-probabilities (a ``LogSoftmax``
+    module trained with ``NLLLoss``, where skorch applies no nonlinearity) are exponentiated;
+    anything else that is not a probability table is refused rather than renormalised."""
+    out = _as_probabilities(torch.from_numpy(np.ascontiguousarray(proba, dtype=np.float64)),
+                            _proba_atol(torch.float32))
+    if out is None:
+        p = np.asarray(proba, dtype=np.float64)
+        rng = f"values in [{p.min():.4g}, {p.max():.4g}]" if p.size else "no values"
+        raise EmbeddingNotSupportedError(
+            f"{_name(net)}.predict_proba returns {rng} whose rows are neither probabilities nor "
+            "log-probabilities. Use criterion=torch.nn.CrossEntropyLoss on logits (skorch then "
+            "applies a softmax), NLLLoss on a LogSoftmax output, or set predict_nonlinearity to "
+            "the map from the module's output to probabilities."
+        )
+    return out.numpy()
 
 
 def has_last_layer(estimator) -> bool:
@@ -142,8 +163,19 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     output; inference runs in eval mode under ``torch.no_grad()`` on the net's device (or
     ``device``), chunk by chunk, and every submodule's train/eval mode, the device and the hooks
     are restored afterwards. If the module has an ``embed`` method it is checked against the
-    hooked features (a warning if they differ). The module's output is expected to be these
-    logits, or their softmax / log-softmax (a warning otherwise).
+    hooked features (a warning if they differ; the hooked input is used).
+
+    The invariant behind every last-layer embedding is checked on every chunk: the softmax of
+    the hooked logits must be the model's own class probability -- for a skorch net its
+    ``predict_proba`` (skorch's ``predict_nonlinearity`` applied to the module's output, or the
+    subclass's own ``predict_proba`` when it overrides it), within ``1e-4`` in float32
+    (``1e-8`` in float64); for a plain module the output must be the logits or their
+    (log-)softmax. A head that is not the model's head (a ``Parameter`` matrix after a hidden
+    ``nn.Linear``, an auxiliary layer that runs after the class head, ``logits / T`` in
+    ``forward``), a tuple output (unless ``module.last_layer`` declares the head) and a head
+    narrower than the classes raise :class:`EmbeddingNotSupportedError`. Declare the head with
+    ``module.last_layer = <the nn.Linear producing the class logits>``; with a tuple output the
+    first element must be the class output (skorch's convention).
 
     For linear scikit-learn classifiers the features are ``X`` (as float) and the logits
     ``X @ coef_.T + intercept_``; their softmax is ``predict_proba`` for ``LogisticRegression``
@@ -176,7 +208,8 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     Raises
     ------
     EmbeddingNotSupportedError
-        When the estimator has no last linear layer (ensembles, committees, ``SVC`` ...).
+        When the estimator has no last linear layer (ensembles, committees, ``SVC`` ...), when
+        the layer found is not its class head (see above), or for a regressor.
     sklearn.exceptions.NotFittedError
         When it is not fitted.
     ValueError
@@ -204,7 +237,8 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
         if not has_last_layer(est):
             raise _no_last_layer(est)
         return _torch_last_layer(tm[0], tm[1], X, transforms, batch_size=batch_size,
-                                 device=device, progress=bool(progress), classes=classes)
+                                 device=device, progress=bool(progress), classes=classes,
+                                 net=est if _is_skorch_net(est) else None)
     if not (_is_sklearn_linear(est) or _is_sklearn_mlp(est)):
         raise _no_last_layer(est)
     if device is not None:
@@ -322,7 +356,8 @@ def posterior_probas(estimator, X, *, n_samples: int = 20, random_state=None,
     if tm is not None:
         return _torch_posterior(tm[0], tm[1], X, transforms, n_samples=n_samples,
                                 random_state=random_state, batch_size=batch_size, device=device,
-                                progress=bool(progress))
+                                progress=bool(progress),
+                                net=est if _is_skorch_net(est) else None)
     if not _is_committee(est) and _ensemble_members(est) is None:
         raise EmbeddingNotSupportedError(
             f"{_name(est)} has no posterior draws, so embedding='posterior' cannot be used. "

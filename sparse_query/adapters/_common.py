@@ -86,10 +86,36 @@ def unwrap_estimator(obj):
     True
     """
     seen = 0
-    while _is_learner(obj) and seen < 16:
-        obj = obj.estimator
+    while seen < 16:
+        if _is_learner(obj):
+            obj = obj.estimator
+        elif _is_fitted_search(obj):
+            obj = _best_estimator(obj)
+        else:
+            break
         seen += 1
     return obj
+
+
+def _is_fitted_search(obj) -> bool:
+    """A fitted ``GridSearchCV`` / ``RandomizedSearchCV`` (or any ``BaseSearchCV``)."""
+    try:
+        from sklearn.model_selection._search import BaseSearchCV
+    except ImportError:  # pragma: no cover - private location moved
+        BaseSearchCV = ()
+    return isinstance(obj, BaseSearchCV) and hasattr(obj, "cv_results_")
+
+
+def _best_estimator(search):
+    """``search.best_estimator_``; a search fitted with ``refit=False`` has none: refuse."""
+    best = getattr(search, "best_estimator_", None)
+    if best is None:
+        raise EmbeddingNotSupportedError(
+            f"{_name(search)} was fitted with refit={search.refit!r}, so it has no "
+            "best_estimator_ to query with. Fit it with refit=True (the default), or pass the "
+            "refitted best model itself."
+        )
+    return best
 
 
 def _resolve(estimator):
@@ -196,6 +222,7 @@ def check_fitted(estimator) -> None:
                 raise type(err)(f"Committee member {i} is not fitted: {err}") from None
         return
     est = unwrap_estimator(estimator)
+    _check_classifier(est)
     if isinstance(est, torch.nn.Module):
         return
     if _is_skorch_net(est):
@@ -216,6 +243,68 @@ def check_fitted(estimator) -> None:
             f"This {_name(est)} is not fitted yet; call 'fit' with the labeled data before "
             "querying (a modAL ActiveLearner fits it when given X_training / y_training)."
         ) from None
+
+
+def _is_regressor(est) -> bool:
+    """scikit-learn's ``is_regressor`` (pipelines: their last step), skorch's regressors too."""
+    for _ in range(16):  # a pipeline is a regressor when its last step is
+        if _is_pipeline(est):
+            est = unwrap_estimator(est.steps[-1][1])
+        else:
+            break
+    if getattr(est, "_estimator_type", None) == "regressor":
+        return True
+    if not hasattr(est, "fit") or isinstance(est, torch.nn.Module):
+        return False
+    try:
+        from sklearn.base import is_regressor
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(is_regressor(est))
+    except Exception:  # noqa: BLE001 - objects without scikit-learn tags are not regressors
+        return False
+
+
+def _check_classifier(est) -> None:
+    """Refuse regressors: every embedding and baseline needs class probabilities."""
+    if _is_regressor(est):
+        raise EmbeddingNotSupportedError(
+            f"{_name(est)} is a regressor; only classifiers are supported (every query "
+            "strategy here needs class probabilities). Use a classifier such as "
+            "LogisticRegression or skorch's NeuralNetClassifier, or RandomSampling, which needs "
+            "no model."
+        )
+
+
+def _check_feature_names(est, X) -> None:
+    """scikit-learn's feature-name check, for the paths that compute ``X @ coef_`` themselves.
+
+    A DataFrame pool must have exactly the columns ``est`` was fitted on (``feature_names_in_``),
+    in the same order. Pools without column names are taken positionally, as scikit-learn does.
+    """
+    fitted = getattr(est, "feature_names_in_", None)
+    columns = getattr(X, "columns", None)
+    if fitted is None or columns is None:
+        return
+    columns = np.asarray([str(c) for c in columns], dtype=object)
+    fitted = np.asarray(fitted, dtype=object)
+    if columns.shape == fitted.shape and np.all(columns == fitted):
+        return
+    missing = [c for c in fitted.tolist() if c not in set(columns.tolist())]
+    unseen = [c for c in columns.tolist() if c not in set(fitted.tolist())]
+    detail = []
+    if unseen:
+        detail.append(f"names unseen at fit time: {unseen[:5]}")
+    if missing:
+        detail.append(f"names seen at fit time, yet now missing: {missing[:5]}")
+    if not detail:
+        detail.append("the same names in a different order")
+    raise ValueError(
+        f"The pool's feature names should match those {_name(est)} was fitted with ("
+        + "; ".join(detail) + f"). Pass X[{fitted.tolist()[:5]}{'...' if len(fitted) > 5 else ''}"
+        "] with the training columns in the training order."
+    )
 
 
 def classes_of(estimator):
@@ -250,7 +339,36 @@ def classes_of(estimator):
 # ---------------------------------------------------------------------------------------------
 # Chunking, conversion, progress
 # ---------------------------------------------------------------------------------------------
+def _is_multi_input(X) -> bool:
+    """skorch's multi-input pools: a dict of arrays (``module(**x)``) or a tuple of arrays."""
+    from collections.abc import Mapping
+
+    if isinstance(X, Mapping):
+        return True
+    return isinstance(X, tuple) and len(X) > 0 and all(
+        hasattr(v, "shape") and len(getattr(v, "shape", ())) > 0 for v in X)
+
+
+def _multi_len(X) -> int:
+    """Rows of a dict / tuple pool: skorch's own ``get_len`` (every entry must agree)."""
+    try:
+        from skorch.dataset import get_len
+    except ImportError:  # pragma: no cover - without skorch: the same rule by hand
+        values = list(X.values()) if hasattr(X, "values") else list(X)
+        lens = {int(v.shape[0]) for v in values}
+        if len(lens) != 1:
+            raise ValueError(f"the pool's entries have different lengths {sorted(lens)}.")
+        return lens.pop()
+    try:
+        return int(get_len(X))
+    except ValueError as err:
+        raise ValueError(f"the pool's entries have different numbers of rows ({err}); every "
+                         "entry of a dict / tuple pool must hold one row per sample.") from None
+
+
 def _num_rows(X) -> int:
+    if _is_multi_input(X):
+        return _multi_len(X)
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) > 0:
         return int(shape[0])
@@ -260,7 +378,7 @@ def _num_rows(X) -> int:
 def _prepare_X(X, name="X"):
     if X is None:
         raise ValueError(f"{name} is None; pass the pool as an array-like.")
-    if isinstance(X, (list, tuple)):
+    if isinstance(X, (list, tuple)) and not _is_multi_input(X):
         X = np.asarray(X)
     if hasattr(X, "tocsr") and not hasattr(X, "indptr"):  # coo & co: make it row-sliceable
         X = X.tocsr()
@@ -271,6 +389,14 @@ def _prepare_X(X, name="X"):
 
 
 def _take(X, start, stop):
+    if _is_multi_input(X):
+        try:
+            from skorch.utils import multi_indexing
+        except ImportError:  # pragma: no cover
+            if hasattr(X, "items"):
+                return {k: v[start:stop] for k, v in X.items()}
+            return tuple(v[start:stop] for v in X)
+        return multi_indexing(X, slice(start, stop))
     if hasattr(X, "iloc"):
         return X.iloc[start:stop]
     return X[start:stop]
@@ -320,6 +446,10 @@ def _to_numpy(chunk, dtype=None):
 
 
 def _to_tensor(chunk, dtype, device):
+    if _is_multi_input(chunk):  # skorch's dict / tuple inputs: convert entry by entry
+        if hasattr(chunk, "items"):
+            return {k: _to_tensor(v, dtype, device) for k, v in chunk.items()}
+        return tuple(_to_tensor(v, dtype, device) for v in chunk)
     if not isinstance(chunk, torch.Tensor):
         chunk = torch.as_tensor(_to_numpy(chunk))
     if chunk.is_floating_point() and chunk.dtype != dtype:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -137,8 +138,19 @@ class _Capture:
 _SHAPE_WORDS = ("shape", "size", "dimension", "channels", "expect", "match", "features")
 
 
+def _shape(x, n):
+    """``(n,) + per-row shape`` of a tensor, or of the first entry of a dict / tuple input."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    elif isinstance(x, tuple):
+        x = x[0]
+    return (n,) + tuple(x.shape[1:])
+
+
 def _forward(module, x, X_shape):
     try:
+        if isinstance(x, dict):  # skorch's dict inputs are keyword arguments of forward
+            return module(**x)
         return module(x)
     except (RuntimeError, ValueError) as err:
         msg = str(err)
@@ -164,6 +176,141 @@ def _head_ok(out, z) -> bool:
     else:
         cands = (z, torch.softmax(z, 1), torch.log_softmax(z, 1))
     return any(torch.allclose(out.to(c.dtype), c, rtol=1e-4, atol=1e-5) for c in cands)
+
+
+#: Largest ``max |softmax(z) - predict_proba|`` accepted as "the same probabilities". Both
+#: sides come from the same forward pass of the same module on the same inputs, so in float32
+#: they differ only by the rounding of a softmax over K values (a few ``eps = 1.2e-7`` times
+#: ``K``, below 1e-6 for K <= 10 and logits up to ~80) plus the nonlinearity skorch applies;
+#: 1e-4 leaves over 100x slack for that and for batch-dependent kernels, while a head that is
+#: not the model's head differs by far more (``logits / 1.1`` already moves probabilities by
+#: ~1e-2; the cases in issue 12 by 0.1 and more). float64: the same reasoning with its eps.
+_PROBA_ATOL = {torch.float64: 1e-8}
+_PROBA_ATOL_DEFAULT = 1e-4
+
+_DECLARE_HELP = (
+    "Declare the class head: set `last_layer` on the module to the nn.Linear that produces the "
+    "class logits (e.g. `self.last_layer = self.head` in __init__). The protocol: the module's "
+    "output (the first element when forward returns a tuple) must be that layer's output or "
+    "its softmax / log-softmax, with one column per class (or one column for a binary "
+    "sigmoid head), so that its softmax is the net's predict_proba."
+)
+
+
+def _proba_atol(dtype) -> float:
+    return _PROBA_ATOL.get(dtype, _PROBA_ATOL_DEFAULT)
+
+
+def _as_probabilities(p, atol):
+    """``p`` (n, K) as class probabilities: itself when its rows are probabilities, ``exp(p)``
+    when they are log-probabilities (a LogSoftmax output), else None."""
+    if not isinstance(p, torch.Tensor):
+        p = torch.as_tensor(p)
+    if not p.is_floating_point() or p.ndim != 2 or p.shape[0] == 0:
+        return None
+    p = p.detach().to(torch.float64)
+    tol = max(atol, 1e-6) * max(1, p.shape[1])
+    if bool((p >= -atol).all()) and bool(((p.sum(1) - 1).abs() <= tol).all()):
+        return p.clamp_min(0)
+    if bool((p <= atol).all()):
+        e = p.exp()
+        if bool(((e.sum(1) - 1).abs() <= tol).all()):
+            return e
+    return None
+
+
+def _layer_name(module, layer) -> str:
+    for name, m in module.named_modules():
+        if m is layer:
+            return f"{name or 'the module'} ({_name(layer)})"
+    return _name(layer)
+
+
+def _predict_proba_overridden(net) -> bool:
+    """True when a subclass replaces skorch's ``predict_proba`` (we then call the real one)."""
+    from skorch import NeuralNet, NeuralNetClassifier
+
+    own = getattr(type(net), "predict_proba", None)
+    return own not in (NeuralNet.predict_proba, NeuralNetClassifier.predict_proba)
+
+
+def _refuse_head(module, layer, why):
+    return EmbeddingNotSupportedError(
+        f"The last linear layer found in {_name(module)}, {_layer_name(module, layer)}, is not "
+        f"its class head: {why}. embedding='gradient' (and every strategy using last-layer "
+        "features) would use the wrong numbers. " + _DECLARE_HELP
+    )
+
+
+def _check_head(module, net, layer, out, z, declared, rows):
+    """The invariant behind every last-layer embedding: ``softmax(z)`` of the layer we hooked is
+    the model's own class probability. Raises :class:`EmbeddingNotSupportedError` otherwise.
+
+    ``net``: the skorch net (its ``predict_proba`` is the nonlinearity applied to the first
+    element of the module's output), or None for a plain module (whose output must be ``z`` or
+    its (log-)softmax / (log-)sigmoid). ``rows``: ``(start, stop)`` for the message.
+    """
+    if isinstance(out, (tuple, list)):
+        if not declared:
+            raise _refuse_head(module, layer, (
+                f"forward returns a {type(out).__name__} of {len(out)} outputs, so which of them "
+                "are the class scores cannot be told"))
+        out = out[0]
+    zz = _two_columns(z.detach())
+    if net is None:
+        if not _head_ok(out, z):
+            width = tuple(getattr(out, "shape", ()))[1:] if isinstance(out, torch.Tensor) else ()
+            raise _refuse_head(module, layer, (
+                f"its output has {z.shape[1]} column(s) and the module's output (shape "
+                f"{tuple(getattr(out, 'shape', ()))}) is neither it nor its softmax / "
+                f"log-softmax{' (different widths)' if width and width[0] != z.shape[1] else ''}"))
+        return
+    if not isinstance(out, torch.Tensor):
+        raise _refuse_head(module, layer, f"the module returns a {type(out).__name__}")
+    nonlin = net._get_predict_nonlinearity()
+    p_model = _as_probabilities(nonlin(out), _proba_atol(z.dtype))
+    if p_model is None:
+        raise EmbeddingNotSupportedError(
+            f"{_name(net)}.predict_proba does not return class probabilities (nor "
+            f"log-probabilities) on rows {rows[0]}:{rows[1]}, so its head cannot be checked. Use "
+            "criterion=torch.nn.CrossEntropyLoss on logits, or NLLLoss on a LogSoftmax output, or "
+            "set predict_nonlinearity to the map from the module's output to probabilities."
+        )
+    if p_model.shape != zz.shape:
+        raise _refuse_head(module, layer, (
+            f"it has {z.shape[1]} output(s) but predict_proba has {p_model.shape[1]} columns"))
+    ours = torch.softmax(zz.to(torch.float64), 1).to(p_model.device)
+    diff = float((ours - p_model).abs().max())
+    if diff > _proba_atol(z.dtype):
+        raise _refuse_head(module, layer, (
+            f"the softmax of its output differs from {_name(net)}.predict_proba by up to "
+            f"{diff:.3g} on rows {rows[0]}:{rows[1]} (tolerance {_proba_atol(z.dtype):g}); "
+            "is there a temperature, a scaling or another layer after it in forward?"))
+
+
+def _check_overridden_predict_proba(net, X, n, logits, batch_size, transforms):
+    """A subclass that overrides ``predict_proba``: compare with the real thing (one more pass)."""
+    from ._common import _take
+
+    tol = _proba_atol(logits.dtype)
+    ours = torch.softmax(_two_columns(logits).to(torch.float64), 1).numpy()
+    modes = [(m, m.training) for m in net.module_.modules()]
+    try:
+        parts = [net.predict_proba(_apply(transforms, _take(X, start, min(start + batch_size, n))))
+                 for start in range(0, n, batch_size)]
+    finally:
+        for m, training in modes:
+            m.training = training
+    for start, p in zip(range(0, n, batch_size), parts):
+        stop = min(start + batch_size, n)
+        p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p)
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape != ours[start:stop].shape or np.abs(p - ours[start:stop]).max() > tol:
+            raise EmbeddingNotSupportedError(
+                f"{_name(net)}.predict_proba (overridden by {type(net).__name__}) differs from the "
+                f"softmax of the last linear layer on rows {start}:{stop}; the layer found is "
+                "not what your predict_proba uses. " + _DECLARE_HELP
+            )
 
 
 def _last_layer_from_capture(capture, module, X_shape):
@@ -198,8 +345,9 @@ def _layer_has_bias(layer) -> bool:
 
 
 def _torch_last_layer(module, default_device, X, transforms, *, batch_size, device, progress,
-                      classes):
+                      classes, net=None):
     X, n = _prepare_X(X)
+    declared = _declared_last_layer(module) is not None
     batch_size = _check_batch_size(batch_size, n)
     dtype = _module_dtype(module)
     feats, logits = [], []
@@ -211,17 +359,16 @@ def _torch_last_layer(module, default_device, X, transforms, *, batch_size, devi
             for start, stop, chunk in _chunks(X, n, batch_size, bar):
                 x = _to_tensor(_apply(transforms, chunk), dtype, dev)
                 capture.last = None
-                out = _forward(module, x, (n,) + tuple(x.shape[1:]))
-                layer, h, z = _last_layer_from_capture(capture, module, x.shape)
+                out = _forward(module, x, _shape(x, n))
+                layer, h, z = _last_layer_from_capture(capture, module, _shape(x, n))
+                _check_head(module, net, layer, out, z, declared, (start, stop))
                 if layer0 is None:
                     layer0 = layer
-                    if not _head_ok(out, z):
-                        warnings.warn(
-                            f"The output of {_name(module)} is not the output of its last "
-                            f"linear layer ({_name(layer)}) up to a softmax or log-softmax; the "
-                            "logits are taken from that layer.", UserWarning, stacklevel=3,
-                        )
-                    if callable(embed):
+                    if classes is not None and len(classes) > _two_columns(z).shape[1]:
+                        raise _refuse_head(module, layer, (
+                            f"it has {z.shape[1]} output(s) but the net knows {len(classes)} "
+                            "classes"))
+                    if callable(embed) and isinstance(x, torch.Tensor):
                         e = embed(x)
                         if not (isinstance(e, torch.Tensor) and e.shape == h.shape
                                 and torch.allclose(e, h, rtol=1e-4, atol=1e-5)):
@@ -239,6 +386,8 @@ def _torch_last_layer(module, default_device, X, transforms, *, batch_size, devi
                 logits.append(_two_columns(z.detach()).to("cpu"))
     features = torch.cat(feats)
     z = torch.cat(logits)
+    if net is not None and _predict_proba_overridden(net):
+        _check_overridden_predict_proba(net, X, n, z, batch_size, transforms)
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
     return LastLayer(features=features, logits=z, bias=_layer_has_bias(layer0), classes=classes)
@@ -304,7 +453,7 @@ class _DrawHooks:
 
 
 def _torch_posterior(module, default_device, X, transforms, *, n_samples, random_state,
-                     batch_size, device, progress):
+                     batch_size, device, progress, net=None):
     variational = [m for m in module.modules() if _is_variational(m)]
     dropouts = _dropouts(module)
     if not variational and not dropouts:
@@ -314,6 +463,7 @@ def _torch_posterior(module, default_device, X, transforms, *, n_samples, random
             + _POSTERIOR_HELP
         )
     X, n = _prepare_X(X)
+    declared = _declared_last_layer(module) is not None
     n_samples = check_int(n_samples, "n_samples", min_val=1)
     batch_size = _check_batch_size(batch_size, n)
     dtype = _module_dtype(module)
@@ -336,11 +486,12 @@ def _torch_posterior(module, default_device, X, transforms, *, n_samples, random
         with _progress(n, progress, "posterior draws", depth=2) as bar:
             for start, stop, chunk in _chunks(X, n, batch_size, bar):
                 x = _to_tensor(_apply(transforms, chunk), dtype, dev)
-                shape = (n,) + tuple(x.shape[1:])
+                shape = _shape(x, n)
                 if variational:
                     capture.last = None
-                    _forward(module, x, shape)
-                    layer, h, _ = _last_layer_from_capture(capture, module, x.shape)
+                    out0 = _forward(module, x, shape)
+                    layer, h, z0 = _last_layer_from_capture(capture, module, shape)
+                    _check_head(module, net, layer, out0, z0, declared, (start, stop))
                     if fast is None:
                         fast = len(variational) == 1 and layer is variational[0]
                         if not fast:  # replace every variational layer's output, draw by draw
@@ -354,7 +505,8 @@ def _torch_posterior(module, default_device, X, transforms, *, n_samples, random
                     else:
                         probs = _draw_loop(module, x, shape, capture, draws, n_samples)
                 else:
-                    probs = _draw_loop(module, x, shape, capture, draws, n_samples)
+                    probs = _draw_loop(module, x, shape, capture, draws, n_samples,
+                                       check=(net, declared, (start, stop)))
                 probs = probs.detach().to("cpu")
                 if out is None:
                     out = torch.empty((n_samples, n, probs.shape[-1]), dtype=probs.dtype)
@@ -362,13 +514,15 @@ def _torch_posterior(module, default_device, X, transforms, *, n_samples, random
     return out
 
 
-def _draw_loop(module, x, shape, capture, draws, n_draws):
+def _draw_loop(module, x, shape, capture, draws, n_draws, check=None):
     probs = []
     for i in range(n_draws):
         draws.i = i
         draws.calls = {}
         capture.last = None
-        _forward(module, x, shape)
-        _, _, z = _last_layer_from_capture(capture, module, x.shape)
+        out = _forward(module, x, shape)
+        layer, _, z = _last_layer_from_capture(capture, module, shape)
+        if check is not None and i == 0:  # within a draw the output and the head agree too
+            _check_head(module, check[0], layer, out, z, check[1], check[2])
         probs.append(torch.softmax(_two_columns(z), 1))
     return torch.stack(probs)
