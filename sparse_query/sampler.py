@@ -242,9 +242,12 @@ class SparseApproxSampler(QueryStrategy):
             return "gradient"
         if adapters.has_posterior(est):
             return "posterior"
+        from .adapters._api import _why_not_draws
+
         raise adapters.EmbeddingNotSupportedError(
             f"{type(est).__name__} offers neither a last linear layer (for embedding='gradient') "
-            "nor posterior draws (for embedding='posterior'). Use a LogisticRegression, "
+            f"nor posterior draws (for embedding='posterior'){_why_not_draws(est)}. Use a "
+            "LogisticRegression, "
             "SGDClassifier(loss='log_loss'), MLPClassifier, a skorch net or torch module ending "
             "in nn.Linear, an ensemble (RandomForestClassifier, BaggingClassifier), a modAL "
             "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."

@@ -6,11 +6,11 @@ import torch
 
 from .._utils import check_int, resolve_device
 from ._common import (
-    _GRADIENT_USERS, _LAST_LAYER_HELP, _POSTERIOR_HELP, EmbeddingNotSupportedError, LastLayer,
+    _GRADIENT_USERS, _LAST_LAYER_HELP, _check_feature_names, _POSTERIOR_HELP, EmbeddingNotSupportedError, LastLayer,
     _apply, _check_batch_size, _chunks, _is_committee, _is_skorch_net, _name, _normalise,
     _prepare_X, _progress, _resolve, check_fitted, classes_of, unwrap_estimator,
 )
-from ._ensembles import _ensemble_members, _member_probas
+from ._ensembles import _ensemble_members, _member_probas, _not_draws_reason
 from ._sklearn import _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer
 from ._torch import (
     _SHAPE_WORDS, _as_probabilities, _proba_atol, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
@@ -141,6 +141,15 @@ def has_last_layer(estimator) -> bool:
     return _is_sklearn_linear(est) or _is_sklearn_mlp(est)
 
 
+def _why_not_draws(est) -> str:
+    """``": <reason>"`` for estimators with members that are not posterior draws, else ``""``."""
+    est = _resolve(est)[1] if not _is_committee(est) else est
+    if getattr(est, "estimators_", None) is None or _is_committee(est):
+        return ""
+    reason = _not_draws_reason(est)
+    return "" if reason is None else ": " + reason
+
+
 def _no_last_layer(est):
     if _is_committee(est) or _ensemble_members(est) is not None:
         what = "a modAL Committee" if _is_committee(est) else _name(est)
@@ -248,7 +257,9 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     bias = True
     with _progress(n, bool(progress), "last layer") as bar:
         for _, _, chunk in _chunks(X, n, batch_size, bar):
-            h, z, bias = _sklearn_last_layer(est, _apply(transforms, chunk))
+            chunk = _apply(transforms, chunk)
+            _check_feature_names(est, chunk)  # we compute X @ coef_: do scikit-learn's check
+            h, z, bias = _sklearn_last_layer(est, chunk)
             feats.append(torch.from_numpy(np.ascontiguousarray(h)))
             logits.append(torch.from_numpy(np.ascontiguousarray(z)))
     z = torch.cat(logits)
@@ -360,8 +371,8 @@ def posterior_probas(estimator, X, *, n_samples: int = 20, random_state=None,
                                 net=est if _is_skorch_net(est) else None)
     if not _is_committee(est) and _ensemble_members(est) is None:
         raise EmbeddingNotSupportedError(
-            f"{_name(est)} has no posterior draws, so embedding='posterior' cannot be used. "
-            + _POSTERIOR_HELP
+            f"{_name(est)} has no posterior draws, so embedding='posterior' cannot be used"
+            + _why_not_draws(est) + ". " + _POSTERIOR_HELP
         )
     if device is not None:
         resolve_device(device)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import _is_committee, _members, _name, classes_of
+from ._common import _check_feature_names, _is_committee, _members, _name, classes_of
 
 
 def _index_space(est) -> bool:
@@ -25,6 +25,8 @@ def _ensemble_members(est):
     if not isinstance(members, (list, tuple)) or len(members) == 0:
         return None
     if not all(hasattr(m, "predict_proba") for m in members):
+        return None
+    if _not_draws_reason(est) is not None:
         return None
     return list(members)
 
@@ -63,6 +65,60 @@ def _align(proba, member_classes, classes, index_space, who):
     return full
 
 
+def _column_labels(member, proba):
+    """The labels of a member's ``predict_proba`` columns.
+
+    Usually its ``classes_``. A net (skorch) with more output units than the classes it saw
+    (a member trained on a subset of the classes) gives one column per output unit; its labels
+    are then the unit indices ``0..W-1``, which its ``classes_`` must be a subset of.
+    """
+    mc = classes_of(member)
+    width = np.asarray(proba).shape[1]
+    if mc is None or len(mc) >= width:
+        return mc
+    mc = np.asarray(mc)
+    if (np.issubdtype(mc.dtype, np.number) and np.all(mc == np.round(mc))
+            and mc.min() >= 0 and mc.max() < width):
+        return np.arange(width)
+    return mc
+
+
+def _not_draws_reason(est):
+    """Why the members of ``est`` are not posterior draws (a sentence), or None when they are.
+
+    Posterior draws are members whose plain average is the ensemble's ``predict_proba`` and
+    which are exchangeable samples of one model: forests, bagging and unweighted soft voting.
+    Everything else with ``estimators_`` is refused by name rather than averaged.
+    """
+    from sklearn.ensemble import BaggingClassifier, VotingClassifier
+    from sklearn.ensemble._forest import BaseForest
+
+    if isinstance(est, (BaseForest, BaggingClassifier)):
+        return None
+    if isinstance(est, VotingClassifier):
+        if est.voting != "soft":
+            return (f"VotingClassifier(voting={est.voting!r}) has no predict_proba to match; "
+                    "use voting='soft'")
+        w = est.weights
+        if w is not None and len(set(np.asarray(w, dtype=float).tolist())) > 1:
+            return ("a weighted VotingClassifier averages its members with weights "
+                    f"{list(w)!r}, not as equally likely posterior draws")
+        return None
+    name = _name(est)
+    if name in ("OneVsRestClassifier", "OneVsOneClassifier", "OutputCodeClassifier"):
+        return (f"the members of {name} are binary sub-problems (one per class or pair), not "
+                "posterior draws over the classes; use the base classifier directly (e.g. "
+                "LogisticRegression is multinomial and has a last layer)")
+    if "Boost" in name or name.startswith("GradientBoosting") or name.startswith("HistGradient"):
+        return (f"the members of {name} are boosting stages that correct each other, not "
+                "posterior draws; its predict_proba is not their average")
+    if name.startswith("Stacking"):
+        return (f"the members of {name} are base models feeding a final estimator, not "
+                "posterior draws; its predict_proba is not their average")
+    return (f"the members of {name} are not known to be posterior draws (only forests, bagging "
+            "and unweighted soft voting are)")
+
+
 def _member_probas(est, chunk):
     """List of ``(n_chunk, K)`` aligned member probabilities of an ensemble or committee."""
     from ._api import predict_proba  # _api imports this module
@@ -80,11 +136,13 @@ def _member_probas(est, chunk):
                     )
                 out.append(p)
             else:
-                out.append(_align(p, classes_of(m), classes, False, f"Committee member {i}"))
+                out.append(_align(p, _column_labels(m, p), classes, False,
+                                  f"Committee member {i}"))
         return out
     members = _ensemble_members(est)
     classes = np.asarray(est.classes_)
     feats = getattr(est, "estimators_features_", None)
+    _check_feature_names(est, chunk)  # members see numpy: scikit-learn's check would not run
     x = chunk if not hasattr(chunk, "iloc") else chunk.to_numpy()
     index_space = _index_space(est)
     out = []

@@ -180,7 +180,7 @@ class KCenterGreedy(_BaselineStrategy):
         kw = dict(batch_size=self.batch_size, device=self.device_)
         self.features_ = adapters.last_layer_outputs(model, X_pool, **kw).features
         self.labeled_features_ = None
-        if X_labeled is not None and len(X_labeled) > 0:
+        if X_labeled is not None and adapters._common._num_rows(X_labeled) > 0:  # sparse too
             self.labeled_features_ = adapters.last_layer_outputs(model, X_labeled, **kw).features
 
     def _query(self, n_instances):
