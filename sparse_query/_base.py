@@ -16,14 +16,24 @@ The base class turns that into the scikit-learn style ``fit(X_pool, estimator)``
 signature ``strategy(classifier, X_pool, n_instances=1, **kwargs)``, answering in the form the
 installed modAL release expects (bare indices for 0.4.1; ``(indices, metrics)`` for 0.4.2.1,
 which otherwise calls the strategy twice or mis-reads a batch of two).
+
+What is kept between calls. ``fit`` keeps what ``query`` needs (embeddings, features, scores:
+pool-sized) on the object. ``fit_query`` and the modAL call work on a private copy (same
+parameters, the same ``random_state`` object) and copy back only the small attributes a user
+inspects (``_kept_attributes``: ``n_pool_``, ``indices_``, ``query_scores_`` and, per strategy,
+weights, objective, timings); nothing pool-sized survives the call, and state from an earlier
+``fit`` is dropped. So one ready-made object (``sparse_greedy``) can serve several learners
+and threads at once: each call's batch is the one it would get alone.
 """
 from __future__ import annotations
 
 import inspect
 import numbers
+import threading
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ._utils import check_int
@@ -156,8 +166,37 @@ class QueryStrategy(BaseEstimator):
     """Base class: scikit-learn style ``fit``/``query`` plus modAL's strategy signature.
 
     Learned attributes set by every strategy: ``n_pool_`` (pool size seen by ``fit``) and
-    ``indices_`` (the last batch, numpy ``int64``).
+    ``indices_`` (the last batch, numpy ``int64``). ``fit`` keeps the pool-sized state that
+    ``query`` needs; ``fit_query`` and the modAL call keep only ``_kept_attributes`` (see the
+    module docstring), so a shared strategy object is safe across learners and threads.
     """
+
+    #: Learned attributes ``fit_query`` / the modAL call copy back from their private copy;
+    #: every other learned or private attribute (pool-sized state) is dropped.
+    _kept_attributes: tuple = ("n_pool_", "indices_", "query_scores_")
+    _adopt_lock = threading.Lock()
+
+    def _fresh(self):
+        """A copy with the same parameters (the same objects: a Generator keeps advancing)."""
+        return type(self)(**self.get_params(deep=False))
+
+    def _adopt(self, work) -> None:
+        """Keep the small results of ``work``; drop the rest of what fitting sets (atomically).
+
+        ``work`` started with nothing but the parameters, so what it holds beyond them is
+        exactly the state ``fit`` / ``query`` create: those names are removed from ``self``
+        (also when an earlier ``fit`` left them) and the kept ones copied over. Attributes a
+        user set on the object themselves are left alone.
+        """
+        params = set(self.get_params(deep=False))
+        with self._adopt_lock:
+            drop = set(work.__dict__) | set(self.__dict__.get("_state_names", ()))
+            drop |= {k for k in self.__dict__ if k.endswith("_") and not k.startswith("__")}
+            for name in drop - params:
+                self.__dict__.pop(name, None)
+            for name in self._kept_attributes:
+                if name in work.__dict__:
+                    self.__dict__[name] = work.__dict__[name]
 
     # -- hooks -------------------------------------------------------------------------
     def _validate_params(self):  # pragma: no cover - overridden
@@ -187,14 +226,24 @@ class QueryStrategy(BaseEstimator):
         -------
         self
         """
+        before = set(self.__dict__)
         self._validate_params()
         self.n_pool_ = check_pool(X_pool, estimator)
+        self._has_pool = False
         self._fit(X_pool, estimator, X_labeled, y_labeled)
+        self._has_pool = True
+        self._state_names = (set(self.__dict__) - before) | set(
+            self.__dict__.get("_state_names", ()))
         return self
 
     def query(self, n_instances: int = 1) -> np.ndarray:
         """Return ``n_instances`` distinct pool indices (numpy ``int64``) after :meth:`fit`."""
         check_is_fitted(self, "n_pool_")
+        if not self.__dict__.get("_has_pool", False):
+            raise NotFittedError(
+                f"This {type(self).__name__} holds no pool: fit_query and modAL calls keep only "
+                "their results. Call fit(X_pool, estimator) before query(n_instances)."
+            )
         n_instances = check_n_instances(n_instances, self.n_pool_)
         indices, scores = self._query(n_instances)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -215,11 +264,21 @@ class QueryStrategy(BaseEstimator):
 
     def fit_query(self, X_pool, estimator, n_instances: int = 1, *, X_labeled=None,
                   y_labeled=None) -> np.ndarray:
-        """:meth:`fit` then :meth:`query` in one call; ``n_instances`` is checked first."""
+        """:meth:`fit` then :meth:`query` on a private copy; ``n_instances`` is checked first.
+
+        Afterwards the object holds only ``_kept_attributes`` (indices, scores of the batch,
+        weights, objective, timings), never the pool's embedding: safe to share.
+        """
+        return self._fit_query(X_pool, estimator, n_instances, X_labeled, y_labeled)[0]
+
+    def _fit_query(self, X_pool, estimator, n_instances, X_labeled, y_labeled):
         check_n_instances(n_instances, check_pool(X_pool))
-        return self.fit(X_pool, estimator, X_labeled=X_labeled, y_labeled=y_labeled).query(
+        work = self._fresh()
+        indices = work.fit(X_pool, estimator, X_labeled=X_labeled, y_labeled=y_labeled).query(
             n_instances
         )
+        self._adopt(work)
+        return indices, work
 
     # -- modAL ----------------------------------------------------------------------------
     def __call__(self, classifier, X_pool, n_instances: int = 1, **kwargs):
@@ -235,7 +294,8 @@ class QueryStrategy(BaseEstimator):
                 f"{type(self).__name__} got unexpected keyword argument(s) {sorted(unknown)}; "
                 "it accepts n_instances, X_labeled and y_labeled."
             )
-        indices = self.fit_query(X_pool, classifier, n_instances, **kwargs)
+        indices, work = self._fit_query(X_pool, classifier, n_instances,
+                                        kwargs.get("X_labeled"), kwargs.get("y_labeled"))
         if wants_metrics(classifier):
-            return indices, self.query_scores_
+            return indices, work.query_scores_
         return indices

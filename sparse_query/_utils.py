@@ -5,11 +5,14 @@ Nothing here knows about modAL, skorch or any estimator.
 from __future__ import annotations
 
 import numbers
+import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 __all__ = [
+    "preserved_global_rng",
     "resolve_device",
     "resolve_dtype",
     "numpy_rng",
@@ -176,3 +179,28 @@ def check_option(value, name: str, options) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name}={value!r} is not one of {sorted(options)}.")
     return value
+
+
+@contextmanager
+def preserved_global_rng(seed: int):
+    """Run user code that draws from the global RNGs without touching them.
+
+    Inside, Python's ``random``, numpy's legacy global generator and torch's CPU (and, when
+    initialised, CUDA) generators are seeded with ``seed`` -- so what runs inside is
+    reproducible -- and all of them are restored on exit, also on errors. Used where the
+    library has to fit a user's model (a clone for temperature scaling): skorch and
+    scikit-learn draw initial weights and shuffles from the global generators.
+    """
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with torch.random.fork_rng(devices=devices, enabled=True):
+        try:
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._utils import check_float, check_int, numpy_rng
+from ._utils import check_float, check_int, numpy_rng, preserved_global_rng
 
 __all__ = [
     "GradientEmbedding",
@@ -558,7 +558,9 @@ def estimate_temperature(estimator, X_labeled, y_labeled, *,
       ``X_val`` -- source ``"validation"``.
     * otherwise: clone the estimator (``sklearn.base.clone``), fit the clone on a stratified
       split of the labeled set (``1 - test_size`` of it), and fit ``T`` on the clone's logits
-      on the held-out part -- source ``"held-out"``.
+      on the held-out part -- source ``"held-out"``. The clone is fitted with the global
+      random generators (Python, numpy, torch) seeded from ``random_state`` and restored
+      afterwards: the caller's global random state is unchanged.
     * when that is impossible -- fewer than ``min_samples`` labeled points, a class with fewer
       than 2 members, a split too small to hold every class, a clone that cannot be fitted, or
       no usable held-out label -- return ``(fallback, "fallback: <reason>")`` without error.
@@ -668,7 +670,8 @@ def estimate_temperature(estimator, X_labeled, y_labeled, *,
         return fallback, f"fallback: the labeled set cannot be split ({exc})"
     try:
         model = clone(estimator)
-        model.fit(_take(X_labeled, train_idx), y[train_idx])
+        with preserved_global_rng(seed):  # skorch / sklearn draw from the global RNGs
+            model.fit(_take(X_labeled, train_idx), y[train_idx])
     except Exception as exc:  # noqa: BLE001 - any failure of a user model means "cannot fit"
         return fallback, (f"fallback: the cloned estimator could not be fitted "
                           f"({type(exc).__name__}: {exc})")

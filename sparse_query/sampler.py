@@ -6,8 +6,10 @@ into features, logits or posterior draws; an embedding turns those into ``e_j`` 
 """
 from __future__ import annotations
 
+import threading
 import time
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -42,8 +44,10 @@ class SparseApproxSampler(QueryStrategy):
 
     Chooses a batch whose weighted loss approximates the loss of the whole pool (bias) while
     removing as much label uncertainty as possible (variance): Problem 2 of the paper, solved
-    by Algorithm 1 (``solver="greedy"``) or Algorithm 2 (``solver="iht"``). See SPEC.md for
-    every formula and where this implementation knowingly differs from the paper.
+    by Algorithm 1 (``solver="greedy"``) or Algorithm 2 (``solver="iht"``). The formulas are in
+    the docstrings of :mod:`sparse_query.problem`, :mod:`sparse_query.solvers` and
+    :mod:`sparse_query.embeddings`; where this implementation knowingly differs from the paper
+    is in the README ("Where we differ from the paper") and BENCHMARKS.md.
 
     Use it as a modAL query strategy (``ActiveLearner(..., query_strategy=sampler)``) or on its
     own: ``sampler.fit(X_pool, estimator).query(n_instances)``.
@@ -87,7 +91,12 @@ class SparseApproxSampler(QueryStrategy):
         ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
         gives BADGE's hallucinated-label embedding with ``sigma = 0`` (pure representation).
         ``"auto"`` fits ``T`` by temperature scaling on held-out labeled data (see
-        :func:`~sparse_query.embeddings.estimate_temperature`). The default 0.01 beat 0.1, 0.5,
+        :func:`~sparse_query.embeddings.estimate_temperature`): on ``validation_data`` when
+        given, else on a clone of the model fitted on 70% of the labeled set. That clone is fitted
+        once per fitted model and labeled set (cached on the model; ``temperature_refit_`` says
+        whether a call did it), with the global random generators seeded from
+        ``random_state`` and restored afterwards, so the caller's global random state never
+        changes. Pass ``validation_data`` to avoid the extra fit altogether. The default 0.01 beat 0.1, 0.5,
         1 and ``"auto"`` in the ablation in ``BENCHMARKS.md``; ``"auto"`` calibrates to about
         0.5 on digits, which is worse.
     validation_data : (X_val, y_val), optional
@@ -95,7 +104,8 @@ class SparseApproxSampler(QueryStrategy):
     n_posterior_samples : int, default=20
         Posterior draws for MC dropout and variational layers (ensembles use their members).
     sketch_dim : "auto", int or None, default="auto"
-        Replace the embedding by a random sketch of this dimension (SPEC section 8): much
+        Replace the embedding by a random sketch of this dimension
+        (:func:`~sparse_query.problem.sketch`): much
         faster solvers on large pools with wide gradient embeddings; ``None`` is exact.
         ``"auto"`` sketches to 256 dimensions when the pool has more than 10,000 points and
         the exact embedding has more than 1,024 dimensions, and stays exact otherwise (where a
@@ -113,6 +123,12 @@ class SparseApproxSampler(QueryStrategy):
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool's embedding (private; pool-sized) so that
+    :meth:`query` can be called, possibly several times. :meth:`fit_query` and the modAL call
+    run on a private copy and keep only the attributes listed here (all small), never the
+    embedding, so a ready-made object such as ``sparse_greedy`` may be shared by several
+    learners and threads and pickles small.
+
     n_pool_ : int
         Pool size seen by :meth:`fit`.
     embedding_kind_ : str
@@ -121,6 +137,9 @@ class SparseApproxSampler(QueryStrategy):
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
+    temperature_refit_ : bool
+        Whether the last fit trained a clone of the model for ``temperature="auto"`` (False
+        when the calibration of the same fitted model was reused).
     indices_ : ndarray of shape (n_instances,), int64
         The last batch.
     sketch_dim_ : int or None
@@ -164,6 +183,13 @@ class SparseApproxSampler(QueryStrategy):
     >>> idx.shape, idx.dtype
     ((10,), dtype('int64'))
     """
+
+    _kept_attributes = QueryStrategy._kept_attributes + (
+        "embedding_kind_", "temperature_", "temperature_source_", "temperature_refit_",
+        "sketch_dim_",
+        "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
+        "result_", "embedding_time_", "solve_time_",
+    )
 
     def __init__(self, solver: str = "greedy", *, alpha: float = 0.1, alpha_scale: str = "pool",
                  beta: float = 1e-3,
@@ -254,6 +280,7 @@ class SparseApproxSampler(QueryStrategy):
         )
 
     def _temperature(self, est, classifier, X_labeled, y_labeled):
+        self.temperature_refit_ = False
         if not isinstance(self.temperature, str):
             return float(self.temperature), "fixed"
         if X_labeled is None or y_labeled is None:
@@ -262,10 +289,18 @@ class SparseApproxSampler(QueryStrategy):
             from .embeddings import DEFAULT_FALLBACK_TEMPERATURE
 
             return DEFAULT_FALLBACK_TEMPERATURE, "fallback: no labeled data was given"
-        return estimate_temperature(
+        key = _temperature_key(est, X_labeled, y_labeled, self.validation_data,
+                               self.random_state)
+        hit = _cached_temperature(est, key)
+        if hit is not None:
+            return hit
+        T, source = estimate_temperature(
             est, X_labeled, y_labeled, logits_fn=adapters.logits_fn,
             validation=self.validation_data, random_state=self.random_state,
         )
+        self.temperature_refit_ = source == "held-out"
+        _store_temperature(est, key, (T, source))
+        return T, source
 
     def _fit(self, X_pool, classifier, X_labeled, y_labeled):
         t0 = time.perf_counter()
@@ -403,6 +438,48 @@ class SparseApproxSampler(QueryStrategy):
         self.history_ = info["history"]
         self.solve_time_ = time.perf_counter() - t0
         return idx, self.weights_
+
+
+# -- temperature="auto": one calibration per fitted model -------------------------------------
+# Without validation_data, "auto" fits a clone of the model on 70% of the labeled set. That
+# is done once per (fitted model, labeled set, validation data, integer seed): the result is
+# cached on the model object (weakly: the cache dies with the model), keyed by a hash of the
+# model's fitted state and of the data, so querying the same fitted model again -- from fit
+# and fit_query, from several learners or threads -- never re-trains. A model that is refit
+# (modAL's teach) hashes differently and is calibrated again, once.
+_TEMPERATURES = weakref.WeakKeyDictionary()
+_TEMPERATURES_LOCK = threading.Lock()
+
+
+def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
+    import joblib
+
+    seed = random_state if isinstance(random_state, (int, np.integer)) else None
+    try:
+        return joblib.hash((est, X_labeled, y_labeled, validation, seed))
+    except Exception:  # noqa: BLE001 - unhashable models are simply not cached
+        return None
+
+
+def _cached_temperature(est, key):
+    if key is None:
+        return None
+    with _TEMPERATURES_LOCK:
+        try:
+            hit = _TEMPERATURES.get(est)
+        except TypeError:
+            return None
+    return hit[1] if hit is not None and hit[0] == key else None
+
+
+def _store_temperature(est, key, value):
+    if key is None:
+        return
+    with _TEMPERATURES_LOCK:
+        try:
+            _TEMPERATURES[est] = (key, value)
+        except TypeError:  # not weak-referenceable: no cache
+            pass
 
 
 #: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.
