@@ -65,11 +65,14 @@ def run(rounds: int = 8, batch: int = 20, seed_size: int = 30, seed: int = 0) ->
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=20)
-    parser.add_argument("--seed-size", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(prog="python -m sparse_query.demo",
+                                     description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=8, help="query rounds")
+    parser.add_argument("--batch", type=int, default=20, help="labels queried per round")
+    parser.add_argument("--seed-size", type=int, default=30, help="random labels to start from")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the split, the start labels and the strategies")
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         # modAL 0.4.1 passes scikit-learn's deprecated `force_all_finite`; not our concern here
