@@ -336,3 +336,34 @@ def test_unavailable_device_names_the_available_ones(make, data):
         last_layer_outputs(net, pool, device="mps")
     with pytest.raises(ValueError, match=r"not supported; available on this machine: 'cpu'"):
         SparseApproxSampler(device="xpu").fit_query(pool, net, 3)
+
+
+class TupleInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(32, 16)
+        self.b = nn.Linear(32, 16)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        left, right = x
+        return self.head(torch.cat([torch.relu(self.a(left)), torch.relu(self.b(right))], 1))
+
+
+def test_tuple_inputs_use_skorch_lengths_and_slicing(data):
+    X, y, pool = data
+    net = _net(TupleInputs, (X[:, :32], X[:, 32:]), y)
+    P = (pool[:, :32], pool[:, 32:])
+    p = net.predict_proba(P)
+    assert_allclose(predict_proba(net, P, batch_size=33), p, atol=1e-6)
+    ent = -(p * np.log(p)).sum(1)
+    assert_array_equal(EntropySampling(device="cpu", batch_size=33).fit_query(P, net, 10),
+                       np.argsort(-ent, kind="stable")[:10])
+    s = SparseApproxSampler(device="cpu", dtype="float64", batch_size=33, random_state=0)
+    idx = s.fit_query(P, net, 8)
+    assert s.n_pool_ == len(pool)
+    m = net.module_
+    with torch.no_grad():
+        h = torch.cat([torch.relu(m.a(torch.from_numpy(P[0]))),
+                       torch.relu(m.b(torch.from_numpy(P[1])))], 1)
+    assert_array_equal(np.sort(idx), np.sort(_hand_batch(h.numpy(), p, 8)))

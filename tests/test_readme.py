@@ -144,7 +144,24 @@ def row_linear(d):
     from sklearn.linear_model import LogisticRegression, SGDClassifier
     X, y, P = d
     _works(_fit_quiet(LogisticRegression(max_iter=300), X, y), P, "gradient")
-    _works(_fit_quiet(SGDClassifier(loss="log_loss", random_state=0), X, y), P, "gradient")
+    yb = (y % 2)
+    _works(_fit_quiet(SGDClassifier(loss="log_loss", random_state=0), X, yb), P, "gradient")
+
+
+def row_ovr_linear(d):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import RidgeClassifier, SGDClassifier
+    from sklearn.svm import LinearSVC
+    from sparse_query.baselines import EntropySampling
+    X, y, P = d
+    _refused(_fit_quiet(SGDClassifier(loss="log_loss", random_state=0), X, y), P, "one-vs-rest")
+    _refused(_fit_quiet(LinearSVC(), X, y), P, "no predict_proba")
+    _refused(_fit_quiet(RidgeClassifier(), X, y), P, "no predict_proba")
+    cal = _fit_quiet(CalibratedClassifierCV(LinearSVC(), cv=3), X, y)
+    p = cal.predict_proba(P)
+    ent = -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum(1)
+    assert_array_equal(EntropySampling(device="cpu").fit_query(P, cal, 5),
+                       np.argsort(-ent, kind="stable")[:5])
 
 
 def row_mlp(d):
@@ -343,7 +360,8 @@ def row_refit_false(d):
 
 
 ROWS = {
-    "`LogisticRegression`, `SGDClassifier(loss=\"log_loss\")`": row_linear,
+    "`LogisticRegression`, binary `SGDClassifier(loss=\"log_loss\")`": row_linear,
+    "multiclass `SGDClassifier`, `LinearSVC`, `RidgeClassifier`": row_ovr_linear,
     "`MLPClassifier`": row_mlp,
     "`Pipeline(..., clf)`": row_pipeline,
     "skorch `NeuralNetClassifier`, plain `torch.nn.Module`": row_skorch,

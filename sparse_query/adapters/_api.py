@@ -11,7 +11,9 @@ from ._common import (
     _prepare_X, _progress, _resolve, check_fitted, classes_of, unwrap_estimator,
 )
 from ._ensembles import _ensemble_members, _member_probas, _not_draws_reason
-from ._sklearn import _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer
+from ._sklearn import (
+    _check_sklearn_proba, _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer,
+)
 from ._torch import (
     _SHAPE_WORDS, _as_probabilities, _proba_atol, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
     _torch_posterior,
@@ -188,10 +190,12 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
 
     For linear scikit-learn classifiers the features are ``X`` (as float) and the logits
     ``X @ coef_.T + intercept_``; their softmax is ``predict_proba`` for ``LogisticRegression``
-    (binary, or multinomial multiclass) and binary ``SGDClassifier(loss='log_loss')``. One-vs-rest
-    models (multiclass ``SGDClassifier``, ``LogisticRegression(multi_class='ovr')``) normalise
-    per-class sigmoids instead; their logits are still the decision function, and embeddings use
-    its softmax. For ``MLPClassifier`` the features are the last hidden layer's activations,
+    (binary, or multinomial multiclass) and binary ``SGDClassifier(loss='log_loss')``, and that
+    is checked on every chunk: one-vs-rest models (multiclass ``SGDClassifier``,
+    ``LogisticRegression(multi_class='ovr')``), which normalise per-class sigmoids, and models
+    without ``predict_proba`` (``LinearSVC``, ``RidgeClassifier``, hinge ``SGDClassifier``) raise
+    :class:`EmbeddingNotSupportedError`. A DataFrame pool must have the estimator's
+    ``feature_names_in_`` in order. For ``MLPClassifier`` the features are the last hidden layer's activations,
     recomputed from ``coefs_`` / ``intercepts_``. For a ``Pipeline``, ``X`` goes through every step
     but the last first.
 
@@ -256,10 +260,11 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     feats, logits = [], []
     bias = True
     with _progress(n, bool(progress), "last layer") as bar:
-        for _, _, chunk in _chunks(X, n, batch_size, bar):
+        for start, stop, chunk in _chunks(X, n, batch_size, bar):
             chunk = _apply(transforms, chunk)
             _check_feature_names(est, chunk)  # we compute X @ coef_: do scikit-learn's check
             h, z, bias = _sklearn_last_layer(est, chunk)
+            _check_sklearn_proba(est, chunk, z, (start, stop))
             feats.append(torch.from_numpy(np.ascontiguousarray(h)))
             logits.append(torch.from_numpy(np.ascontiguousarray(z)))
     z = torch.cat(logits)

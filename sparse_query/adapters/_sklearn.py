@@ -64,3 +64,38 @@ def _sklearn_last_layer(est, chunk):
     _check_width(x, coef.shape[1], est)
     z = x @ coef.T + np.asarray(est.intercept_, dtype=x.dtype)
     return x, _two_columns(z), bool(getattr(est, "fit_intercept", True))
+
+
+def _check_sklearn_proba(est, chunk, z, rows):
+    """The invariant of the gradient embedding for scikit-learn models: ``softmax(z)`` of the
+    logits we computed is ``est.predict_proba``. Multiclass one-vs-rest models (multiclass
+    ``SGDClassifier``, ``LogisticRegression(multi_class="ovr")``) normalise per-class sigmoids
+    instead, and models without ``predict_proba`` (``LinearSVC``, hinge ``SGDClassifier``,
+    ``RidgeClassifier``, ``Perceptron``) define no probabilities at all: both are refused.
+
+    Tolerance: both sides are the same float64 (or, for an MLP fitted on float32, float32)
+    arithmetic on the same inputs; 1e-8 (1e-4 in float32) is far above their rounding and far
+    below any real mismatch (a one-vs-rest model's differs by 1e-2 and more).
+    """
+    name = _name(est)
+    if not hasattr(est, "predict_proba"):
+        raise EmbeddingNotSupportedError(
+            f"{name} has no predict_proba, so the class probabilities behind the gradient "
+            "embedding would be made up from its decision function. Use LogisticRegression or "
+            "SGDClassifier(loss='log_loss') (binary), wrap it in CalibratedClassifierCV and use "
+            "a baseline (EntropySampling, MarginSampling), or an MLPClassifier."
+        )
+    p = np.asarray(est.predict_proba(chunk), dtype=np.float64)
+    zz = np.asarray(z, dtype=np.float64)
+    q = np.exp(zz - zz.max(axis=1, keepdims=True))
+    q /= q.sum(axis=1, keepdims=True)
+    atol = 1e-4 if np.asarray(z).dtype == np.float32 else 1e-8
+    diff = float(np.abs(p - q).max()) if p.shape == q.shape else np.inf
+    if diff > atol:
+        raise EmbeddingNotSupportedError(
+            f"The softmax of {name}'s decision function differs from its predict_proba by up to "
+            f"{diff:.3g} on rows {rows[0]}:{rows[1]} (tolerance {atol:g}): a multiclass "
+            "one-vs-rest model normalises per-class sigmoids, which is not a softmax over a last "
+            "linear layer. Use LogisticRegression (multinomial by default), an MLPClassifier, "
+            "or a baseline that uses predict_proba (EntropySampling, MarginSampling)."
+        )
