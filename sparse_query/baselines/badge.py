@@ -135,6 +135,10 @@ class BADGE(_BaselineStrategy):
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool-sized attributes below for :meth:`query`;
+    :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
+    ``query_scores_``.
+
     a_ : torch.Tensor of shape (n_pool, n_classes)
         ``p_j - onehot(argmax p_j)``.
     h_ : torch.Tensor of shape (n_pool, n_features + 1)

@@ -231,6 +231,10 @@ class BatchBALD(_BaselineStrategy):
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool-sized attributes below for :meth:`query`;
+    :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
+    ``query_scores_``.
+
     probs_ : torch.Tensor of shape (n_draws, n_pool, n_classes)
         The posterior-draw probabilities of the last :meth:`fit`.
     n_pool_ : int

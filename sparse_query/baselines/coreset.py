@@ -194,6 +194,10 @@ class BayesianCoreset(_BaselineStrategy):
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool-sized attributes below for :meth:`query`;
+    :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
+    ``query_scores_`` (plus ``n_padded_`` and ``n_iter_``).
+
     projections_ : torch.Tensor of shape (n_pool, n_draws)
     weights_ : torch.Tensor of shape (n_pool,)
         Frank-Wolfe weights of the last query.
@@ -214,6 +218,8 @@ class BayesianCoreset(_BaselineStrategy):
     >>> BayesianCoreset(device="cpu").fit_query(X, rf, n_instances=5).shape
     (5,)
     """
+
+    _kept_attributes = _BaselineStrategy._kept_attributes + ("n_padded_", "n_iter_")
 
     def __init__(self, *, n_posterior_samples=20, centering="mean", max_iter=None,
                  batch_size=1024, device="auto", random_state=None):

@@ -146,6 +146,10 @@ class KCenterGreedy(_BaselineStrategy):
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool-sized attributes below for :meth:`query`;
+    :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
+    ``query_scores_``.
+
     features_ : torch.Tensor of shape (n_pool, n_features)
     labeled_features_ : torch.Tensor of shape (n_labeled, n_features) or None
     n_pool_ : int

@@ -198,6 +198,10 @@ _UNCERTAINTY_DOC = """{title}
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool-sized attributes below for :meth:`query`;
+    :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
+    ``query_scores_``.
+
     scores_ : torch.Tensor of shape (n_pool,)
         The scores of the last :meth:`fit`.
     n_pool_ : int
@@ -256,6 +260,10 @@ class BALD(_UncertaintySampling):
 
     Attributes
     ----------
+    What is kept: :meth:`fit` keeps the pool-sized attributes below for :meth:`query`;
+    :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
+    ``query_scores_``.
+
     scores_ : torch.Tensor of shape (n_pool,)
         Mutual information of every pool point (nats).
     n_pool_ : int
