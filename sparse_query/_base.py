@@ -83,6 +83,14 @@ def _non_finite_row(X):
     """
     if is_dask_array(X):
         return None
+    from .adapters._common import _is_multi_input
+
+    if _is_multi_input(X):  # skorch's dict / tuple pools: every entry
+        for v in (X.values() if hasattr(X, "values") else X):
+            row = _non_finite_row(v)
+            if row is not None:
+                return row
+        return None
     try:
         import torch
 

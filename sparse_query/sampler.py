@@ -456,9 +456,23 @@ def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
 
     seed = random_state if isinstance(random_state, (int, np.integer)) else None
     try:
-        return joblib.hash((est, X_labeled, y_labeled, validation, seed))
-    except Exception:  # noqa: BLE001 - unhashable models are simply not cached
+        data = joblib.hash((X_labeled, y_labeled, validation, seed))
+    except Exception:  # noqa: BLE001 - unhashable data: no cache
         return None
+    try:
+        return joblib.hash((est, data))
+    except Exception:  # noqa: BLE001 - e.g. a lambda in a skorch net: hash its weights instead
+        pass
+    module = getattr(est, "module_", est)
+    if isinstance(module, torch.nn.Module):
+        import hashlib
+
+        digest = hashlib.sha1(data.encode())
+        for name, t in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+    return None
 
 
 def _cached_temperature(est, key):

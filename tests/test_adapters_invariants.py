@@ -367,3 +367,35 @@ def test_tuple_inputs_use_skorch_lengths_and_slicing(data):
         h = torch.cat([torch.relu(m.a(torch.from_numpy(P[0]))),
                        torch.relu(m.b(torch.from_numpy(P[1])))], 1)
     assert_array_equal(np.sort(idx), np.sort(_hand_batch(h.numpy(), p, 8)))
+
+
+def test_declared_head_that_is_not_the_head_is_still_refused(data):
+    X, y, pool = data
+
+    class WrongDeclared(AuxAfterHead):
+        def __init__(self):
+            super().__init__()
+            self.last_layer = self.aux
+
+    net = _net(WrongDeclared, X, y)
+    with pytest.raises(EmbeddingNotSupportedError, match=DECLARE):
+        last_layer_outputs(net, pool)
+
+    class RightDeclared(AuxAfterHead):
+        def __init__(self):
+            super().__init__()
+            self.last_layer = self.head
+
+    net = _net(RightDeclared, X, y)
+    out = last_layer_outputs(net, pool)
+    assert_allclose(torch.softmax(out.logits.double(), 1).numpy(), net.predict_proba(pool),
+                    atol=1e-5)
+
+
+def test_dict_pool_with_nan_is_refused(data):
+    X, y, pool = data
+    net = _net(TwoInputs, {"left": X[:, :32], "right": X[:, 32:]}, y)
+    right = pool[:, 32:].copy()
+    right[7, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity.*row 7"):
+        EntropySampling(device="cpu").fit_query({"left": pool[:, :32], "right": right}, net, 3)

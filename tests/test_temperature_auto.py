@@ -90,3 +90,16 @@ def test_auto_temperature_with_validation_data_never_fits(data):
     s.fit_query(pool, model, 5)
     assert FITS["n"] == 0 and s.temperature_source_ == "validation"
     assert not s.temperature_refit_
+
+
+def test_auto_temperature_caches_a_net_that_joblib_cannot_hash(data):
+    X, y, pool = data
+    torch.manual_seed(0)
+    net = CountingNet(nn.Sequential(nn.Linear(64, 10)), criterion=nn.CrossEntropyLoss,
+                      max_epochs=2, train_split=None, verbose=0,
+                      predict_nonlinearity=lambda out: torch.softmax(out, -1)).fit(X, y)
+    FITS["n"] = 0
+    s = SparseApproxSampler(temperature="auto", device="cpu", random_state=0)
+    s.fit_query(pool, net, 5, X_labeled=X, y_labeled=y)
+    s.fit_query(pool, net, 5, X_labeled=X, y_labeled=y)
+    assert FITS["n"] == 1

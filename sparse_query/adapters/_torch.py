@@ -190,7 +190,8 @@ _PROBA_ATOL_DEFAULT = 1e-4
 
 _DECLARE_HELP = (
     "Declare the class head: set `last_layer` on the module to the nn.Linear that produces the "
-    "class logits (e.g. `self.last_layer = self.head` in __init__). The protocol: the module's "
+    "class logits (e.g. `self.last_layer = self.head` in __init__; a head that is a bare "
+    "Parameter matrix must become an nn.Linear first). The protocol: the module's "
     "output (the first element when forward returns a tuple) must be that layer's output or "
     "its softmax / log-softmax, with one column per class (or one column for a binary "
     "sigmoid head), so that its softmax is the net's predict_proba."
