@@ -197,3 +197,37 @@ def test_kcenter_sparse_labeled_set(data):
     dense = KCenterGreedy(device="cpu").fit_query(pool, clf, 10, X_labeled=X[:50])
     got = KCenterGreedy(device="cpu").fit_query(pool, clf, 10, X_labeled=sp.csr_matrix(X[:50]))
     assert_array_equal(got, dense)
+
+
+# -- the right batch, by hand, for the scikit-learn gradient path ---------------------------
+def _hand_batch(features, probs, b, *, T=0.01, alpha=0.1, beta=1e-3, tau=1.0):
+    from sparse_query.embeddings import gradient_embedding
+    from sparse_query.problem import FactoredOperator, SparseApproxProblem
+    from sparse_query.solvers import greedy
+
+    z = torch.log(torch.as_tensor(probs, dtype=torch.float64))
+    emb = gradient_embedding(z, torch.as_tensor(features, dtype=torch.float64), temperature=T)
+    n = z.shape[0]
+    prob = SparseApproxProblem(FactoredOperator(emb.a, emb.h), emb.sigma, b,
+                               alpha=alpha * n ** 2 / b, beta=beta, device="cpu",
+                               dtype="float64")
+    return greedy(prob, tau=tau).indices
+
+
+@pytest.mark.parametrize("make, features", [
+    (lambda: LogisticRegression(max_iter=300), lambda m, P: P),
+    (lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)),
+     lambda m, P: m[0].transform(P)),
+    (lambda: MLPClassifier((16,), max_iter=100, random_state=0),
+     lambda m, P: np.maximum(P @ m.coefs_[0] + m.intercepts_[0], 0)),
+], ids=["logreg", "pipeline", "mlp"])
+def test_sklearn_gradient_batch_is_the_hand_batch(make, features, data):
+    import warnings
+    X, y, pool = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = make().fit(X, y)
+    got = SparseApproxSampler(device="cpu", dtype="float64", random_state=0).fit_query(
+        pool, model, 10)
+    want = _hand_batch(features(model, pool), model.predict_proba(pool), 10)
+    assert_array_equal(np.sort(got), np.sort(want))
