@@ -7,13 +7,17 @@ numpy arrays and torch tensors.
 What is found where (duck typing; skorch, modAL and tqdm are imported lazily, if at all):
 
 - ``torch.nn.Module`` / skorch net: last layer = input and output of the last executed
-  ``nn.Linear`` (or ``module.last_layer``); posterior draws = MC dropout with fixed masks, or
-  a variational layer's weight samples.
+  ``nn.Linear`` (or ``module.last_layer``), checked on every chunk to be the class head (its
+  softmax is the net's ``predict_proba``; otherwise ``EmbeddingNotSupportedError`` says how to
+  declare the head); posterior draws = MC dropout with fixed masks, or a variational layer's
+  weight samples.
 - ``LogisticRegression``, ``SGDClassifier`` and other linear classifiers: last layer = ``X`` and
   ``coef_`` / ``intercept_``.
 - ``MLPClassifier``: last layer = the last hidden activations and the output layer.
 - ``Pipeline``: the final step's, on ``X`` transformed by the other steps.
-- forests, bagging, soft voting, a modAL ``Committee``: posterior draws = the members.
+- forests, bagging, unweighted soft voting, a modAL ``Committee``: posterior draws = the
+  members. One-vs-rest / one-vs-one, boosting, stacking and weighted voting are refused.
+- ``GridSearchCV`` / ``RandomizedSearchCV``: their ``best_estimator_``. Regressors: refused.
 - modAL ``ActiveLearner``: whatever its ``.estimator`` offers.
 
 Every function that touches the pool works in chunks of ``batch_size`` rows, and every change
