@@ -399,3 +399,12 @@ def test_dict_pool_with_nan_is_refused(data):
     right[7, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity.*row 7"):
         EntropySampling(device="cpu").fit_query({"left": pool[:, :32], "right": right}, net, 3)
+
+
+def test_tuple_of_rows_is_still_a_plain_pool():
+    from sklearn.linear_model import LogisticRegression
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [0.5, 0.1]])
+    lr = LogisticRegression().fit(X, [0, 1, 1, 0])
+    rows = tuple(X)                        # four 1-D rows, not two inputs
+    assert_allclose(predict_proba(lr, rows), lr.predict_proba(X))
+    assert EntropySampling(device="cpu").fit_query(rows, lr, 2).shape == (2,)

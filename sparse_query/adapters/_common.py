@@ -345,8 +345,9 @@ def _is_multi_input(X) -> bool:
 
     if isinstance(X, Mapping):
         return True
+    # a tuple of 2-D (or higher) arrays; a tuple of 1-D rows stays a plain array-like of rows
     return isinstance(X, tuple) and len(X) > 0 and all(
-        hasattr(v, "shape") and len(getattr(v, "shape", ())) > 0 for v in X)
+        hasattr(v, "shape") and len(getattr(v, "shape", ())) > 1 for v in X)
 
 
 def _multi_len(X) -> int:
