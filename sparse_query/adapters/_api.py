@@ -12,6 +12,7 @@ from ._common import (
 )
 from ._ensembles import _ensemble_members, _member_probas
 from ._sklearn import _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer
+from ._sparse import _cat_features, _is_scipy_sparse
 from ._torch import (
     _SHAPE_WORDS, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
     _torch_posterior,
@@ -146,7 +147,8 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     logits, or their softmax / log-softmax (a warning otherwise).
 
     For linear scikit-learn classifiers the features are ``X`` (as float) and the logits
-    ``X @ coef_.T + intercept_``; their softmax is ``predict_proba`` for ``LogisticRegression``
+    ``X @ coef_.T + intercept_``; a ``scipy.sparse`` ``X`` (or a pipeline whose last transform
+    yields one, e.g. ``TfidfVectorizer``) gives ``features`` as a CSR matrix, never densified; their softmax is ``predict_proba`` for ``LogisticRegression``
     (binary, or multinomial multiclass) and binary ``SGDClassifier(loss='log_loss')``. One-vs-rest
     models (multiclass ``SGDClassifier``, ``LogisticRegression(multi_class='ovr')``) normalise
     per-class sigmoids instead; their logits are still the decision function, and embeddings use
@@ -215,12 +217,12 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     with _progress(n, bool(progress), "last layer") as bar:
         for _, _, chunk in _chunks(X, n, batch_size, bar):
             h, z, bias = _sklearn_last_layer(est, _apply(transforms, chunk))
-            feats.append(torch.from_numpy(np.ascontiguousarray(h)))
+            feats.append(h if _is_scipy_sparse(h) else torch.from_numpy(np.ascontiguousarray(h)))
             logits.append(torch.from_numpy(np.ascontiguousarray(z)))
     z = torch.cat(logits)
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
-    return LastLayer(features=torch.cat(feats), logits=z, bias=bias, classes=classes)
+    return LastLayer(features=_cat_features(feats), logits=z, bias=bias, classes=classes)
 
 
 def logits_fn(estimator, X) -> np.ndarray:
