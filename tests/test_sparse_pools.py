@@ -338,3 +338,19 @@ def test_memory_is_bounded_by_the_pool_not_its_dense_size():
         finally:
             tracemalloc.stop()
         assert peak < dense_bytes / 10, (make, peak)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["greedy", "iht", "iht-sketch"])
+def test_sparse_pool_on_cuda_same_batch_as_cpu(fitted, name):
+    pool, _, _, clf = fitted
+    solver = "greedy" if name == "greedy" else "iht"
+    sk = 32 if name == "iht-sketch" else None
+    on = {dev: SparseApproxSampler(solver, sketch_dim=sk, device=dev, dtype="float64",
+                                   random_state=0).fit_query(pool, clf, 10)
+          for dev in ("cpu", "cuda")}
+    assert_array_equal(on["cpu"], on["cuda"])
+    emb = gradient_embedding(np.random.default_rng(0).normal(size=(pool.shape[0], 3)), pool)
+    op = factored_operator(emb.a.cuda(), emb.h)
+    assert op.project(op.combine(torch.ones(pool.shape[0], dtype=emb.a.dtype,
+                                            device="cuda"))).device.type == "cuda"
