@@ -29,6 +29,7 @@ documents. Parts (raw numbers in ``benchmarks/results/text/<part>.json``):
 Regenerate::
 
     python benchmarks/bench_text.py timing curve render
+    python benchmarks/bench_text.py timing --sizes 100000 --strategies greedy-sketch256 render
 
 The machine has 2 cores shared with other jobs: the load average is recorded with every
 measurement; read times as ratios measured in the same run.
@@ -57,6 +58,7 @@ N_LABELED = 300
 LIMIT_BYTES = 6 * 2**30
 
 STRATEGIES = ("greedy", "iht", "iht-sketch256", "badge", "entropy")
+EXTRA = ("greedy-sketch256",)   # measured with --strategies (the sampler's default at 100k)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +118,8 @@ def _make(name: str):
         return SparseApproxSampler("greedy", sketch_dim=None, device="cpu", random_state=0)
     if name == "iht":
         return SparseApproxSampler("iht", sketch_dim=None, device="cpu", random_state=0)
+    if name == "greedy-sketch256":
+        return SparseApproxSampler("greedy", sketch_dim=256, device="cpu", random_state=0)
     if name == "iht-sketch256":
         return SparseApproxSampler("iht", sketch_dim=256, device="cpu", random_state=0)
     if name == "badge":
@@ -201,8 +205,10 @@ def _old_library(cache: Path) -> Path:
 def run_timing(args) -> None:
     cache = Path(args.cache)
     old = _old_library(cache)
-    records = []
     out = OUT / "timing.json"
+    records = []
+    if args.strategies and out.exists():  # add rows to an earlier run
+        records = json.loads(out.read_text())["records"]
 
     def save():
         out.write_text(json.dumps(dict(records=records, machine=_machine()), indent=1))
@@ -214,7 +220,7 @@ def run_timing(args) -> None:
         meta = json.loads((data / "meta.json").read_text())
         print(f"pool n={n} d={meta['n_features']} nnz/row={meta['nnz_per_row']:.1f}", flush=True)
         predicted_old = 2 * n * (meta["n_features"] + 1) * 8
-        for name in STRATEGIES:
+        for name in args.strategies or STRATEGIES:
             for b in args.b:
                 rec = _run_child(data, name, b, ROOT, args.timeout)
                 rec.update(path="sparse", max_features=max_features, **meta)
@@ -362,6 +368,9 @@ def render(args) -> None:
             lines.append(f"| {name} | {len(rs)} | " + " | ".join(f"{a:.1f}" for a in acc)
                          + f" | {aucs.mean():.2f} | {d} | {qs:.2f} |")
         lines.append("")
+    findings = OUT / "findings.md"   # hand-written reading of the tables above
+    if findings.exists():
+        lines += [findings.read_text().rstrip(), ""]
     (OUT / "text.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -377,6 +386,8 @@ def main(argv=None) -> int:
     p.add_argument("--b", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--timeout", type=int, default=600)
+    p.add_argument("--strategies", nargs="+", choices=STRATEGIES + EXTRA, default=None,
+                   help="only these (rows are added to an existing timing.json)")
     p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "sq_bench_text"))
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
