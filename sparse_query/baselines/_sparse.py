@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..problem_sparse import as_csr, row_sqnorms
+from ..problem_sparse import ROW_BLOCK, as_csr, row_sqnorms, sparse_dots
 from ._common import SelectionResult
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
@@ -20,7 +20,7 @@ _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 def _dots(H: sp.csr_matrix, H_c: sp.csr_matrix) -> np.ndarray:
     """``H @ H_c.T`` as a dense ``(n, rows of H_c)`` array (the output's size, not ``d``)."""
-    return (H @ H_c.T).toarray()
+    return sparse_dots(H, H_c, np.arange(H_c.shape[0]))
 
 
 def _badge_kmeanspp_sparse(a: torch.Tensor, h, n_instances: int, gen) -> SelectionResult:
@@ -33,7 +33,7 @@ def _badge_kmeanspp_sparse(a: torch.Tensor, h, n_instances: int, gen) -> Selecti
     available = torch.ones(n, dtype=torch.bool, device=a.device)
 
     def dist(i):
-        hh = torch.from_numpy(_dots(H, H[i:i + 1])[:, 0]).to(a.device)
+        hh = torch.from_numpy(sparse_dots(H, H, [i])[:, 0]).to(a.device)
         # badge._factored_sqdist with h @ h_c replaced by the sparse product
         return _factored_sqdist_from_dots(a, sq, a[i], sq[i], hh)
 
@@ -86,7 +86,7 @@ def _kcenter_greedy_sparse(x, n_instances: int, labeled, first, dtype, device) -
             else sp.csr_matrix(np.asarray(labeled, dtype=_NP[dtype]))
         l_sq = torch.from_numpy(row_sqnorms(L)).to(dtype).to(device)
         min_d = torch.full((n,), torch.inf, dtype=dtype, device=device)
-        step = max(1, (1 << 22) // max(1, n))
+        step = max(1, min(ROW_BLOCK, (1 << 22) // max(1, n)))
         for s in range(0, L.shape[0], step):
             dots = to_t(_dots(X, L[s:s + step]))                     # (n, chunk)
             d = _sqdist_col(x_sq[:, None], l_sq[None, s:s + step], dots, eps)
@@ -100,13 +100,13 @@ def _kcenter_greedy_sparse(x, n_instances: int, labeled, first, dtype, device) -
         chosen.append(first)
         scores.append(torch.inf)
         available[first] = False
-        min_d = _sqdist_col(x_sq, x_sq[first], to_t(_dots(X, X[first:first + 1])[:, 0]), eps)
+        min_d = _sqdist_col(x_sq, x_sq[first], to_t(sparse_dots(X, X, [first])[:, 0]), eps)
     while len(chosen) < n_instances:
         i = int(torch.argmax(min_d.masked_fill(~available, -torch.inf)))
         chosen.append(i)
         scores.append(float(min_d[i].sqrt()))
         available[i] = False
-        d = _sqdist_col(x_sq, x_sq[i], to_t(_dots(X, X[i:i + 1])[:, 0]), eps)
+        d = _sqdist_col(x_sq, x_sq[i], to_t(sparse_dots(X, X, [i])[:, 0]), eps)
         min_d = torch.minimum(min_d, d)
     return SelectionResult(torch.tensor(chosen, dtype=torch.long, device=device),
                            torch.tensor(scores, dtype=dtype, device=device))
