@@ -144,8 +144,8 @@ class BADGE(_BaselineStrategy):
     ----------
     a_ : torch.Tensor of shape (n_pool, n_classes)
         ``p_j - onehot(argmax p_j)``.
-    h_ : torch.Tensor of shape (n_pool, n_features + 1)
-        Bias-augmented penultimate features.
+    h_ : torch.Tensor or scipy.sparse.csr_matrix of shape (n_pool, n_features + 1)
+        Bias-augmented penultimate features (CSR for a linear model on a sparse pool).
     n_pool_ : int
     indices_ : ndarray of shape (n_instances,)
     query_scores_ : ndarray of shape (n_instances,)

@@ -184,8 +184,9 @@ class KCenterGreedy(_BaselineStrategy):
 
     Attributes
     ----------
-    features_ : torch.Tensor of shape (n_pool, n_features)
-    labeled_features_ : torch.Tensor of shape (n_labeled, n_features) or None
+    features_ : torch.Tensor or scipy.sparse.csr_matrix of shape (n_pool, n_features)
+        CSR for a linear model on a sparse pool (distances then run in sparse form).
+    labeled_features_ : torch.Tensor, csr_matrix of shape (n_labeled, n_features), or None
     n_pool_ : int
     indices_ : ndarray of shape (n_instances,)
     query_scores_ : ndarray of shape (n_instances,)
