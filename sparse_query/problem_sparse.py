@@ -158,7 +158,7 @@ def rows_as_columns(H: sp.csr_matrix, rows) -> np.ndarray:
 
 
 def sparse_dots(H: sp.csr_matrix, G: sp.csr_matrix, rows) -> np.ndarray:
-    """``H @ G[rows].T`` as a dense ``(H.shape[0], len(rows))`` array, ``ROW_BLOCK`` rows at a time."""
+    """``H @ G[rows].T`` as a dense ``(H.shape[0], len(rows))`` array, ``ROW_BLOCK`` rows a pass."""
     rows = np.asarray(rows).reshape(-1)
     out = np.empty((H.shape[0], rows.shape[0]), dtype=np.result_type(H.dtype, G.dtype))
     for s in range(0, rows.shape[0], ROW_BLOCK):

@@ -148,7 +148,8 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
 
     For linear scikit-learn classifiers the features are ``X`` (as float) and the logits
     ``X @ coef_.T + intercept_``; a ``scipy.sparse`` ``X`` (or a pipeline whose last transform
-    yields one, e.g. ``TfidfVectorizer``) gives ``features`` as a CSR matrix, never densified; their softmax is ``predict_proba`` for ``LogisticRegression``
+    yields one, e.g. ``TfidfVectorizer``) gives ``features`` as a CSR matrix, never densified;
+    their softmax is ``predict_proba`` for ``LogisticRegression``
     (binary, or multinomial multiclass) and binary ``SGDClassifier(loss='log_loss')``. One-vs-rest
     models (multiclass ``SGDClassifier``, ``LogisticRegression(multi_class='ovr')``) normalise
     per-class sigmoids instead; their logits are still the decision function, and embeddings use
