@@ -2,8 +2,8 @@
 
 Each benchmark script writes its own section (`results/benchmark.md` for the active-learning
 protocol, `results/solvers.md` for the solvers, `results/scale.md` for the sketch and the
-large pools); this script concatenates them under a short header and rewrites their relative
-figure links so they resolve from the repository root.
+large pools, `results/text/text.md` for sparse text pools); this script concatenates them
+under a short header and rewrites their relative figure links so they resolve from the repository root.
 
     python benchmarks/build_benchmarks_md.py
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ["benchmark.md", "solvers.md", "scale.md", "iht.md"]
+SECTIONS = ["benchmark.md", "solvers.md", "scale.md", "iht.md", "text/text.md"]
 HEADER = (ROOT / "benchmarks" / "BENCHMARKS_header.md")
 
 

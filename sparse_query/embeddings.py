@@ -74,6 +74,13 @@ def _as_float_tensor(x, name: str, ndim: int) -> torch.Tensor:
     return t
 
 
+def _is_sparse(x) -> bool:
+    """A scipy.sparse matrix or a torch sparse tensor (see :mod:`sparse_query.problem_sparse`)."""
+    if isinstance(x, torch.Tensor):
+        return x.layout in (torch.sparse_coo, torch.sparse_csr)
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
 def _check_chunk_size(chunk_size) -> int:
     return check_int(chunk_size, "chunk_size", min_val=1)
 
@@ -183,8 +190,13 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
     ----------
     logits : torch.Tensor or ndarray of shape (n_samples, n_classes)
         The model's last-layer outputs ``z_j`` (before the softmax), ``n_classes >= 2``.
-    features : torch.Tensor or ndarray of shape (n_samples, n_features)
-        The inputs ``h_j`` of the last linear layer.
+    features : torch.Tensor, ndarray or sparse matrix of shape (n_samples, n_features)
+        The inputs ``h_j`` of the last linear layer. A ``scipy.sparse`` matrix (or a torch
+        sparse tensor) stays sparse: the result is a
+        :class:`~sparse_query.embeddings_sparse.SparseGradientEmbedding` whose ``h`` is CSR
+        (the bias column appended as explicit entries), and
+        ``sparse_query.problem_sparse.factored_operator(emb.a, emb.h)`` (or
+        ``SparseApproxProblem((emb.a, emb.h), ...)``) solves on it without densifying.
     temperature : float, default=1.0
         ``T >= 0`` used for ``P_j`` only (``p_j`` is always the model's own softmax).
         ``0`` means the one-hot limit (ties go to the lowest class index). Resolve
@@ -216,6 +228,15 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         raise TypeError(f"bias must be True or False; got {bias!r}.")
     chunk_size = _check_chunk_size(chunk_size)
     z = _as_float_tensor(logits, "logits", 2)
+    if _is_sparse(features):  # wide sparse features: keep H sparse (embeddings_sparse)
+        if z.shape[0] == 0:
+            raise ValueError("logits has no rows; the pool must hold at least one sample.")
+        if z.shape[1] < 2:
+            raise ValueError(f"logits has {z.shape[1]} column(s); need n_classes >= 2.")
+        from .embeddings_sparse import _sparse_gradient_embedding
+
+        return _sparse_gradient_embedding(z, features, float(temperature), bool(bias),
+                                          chunk_size)
     h = _as_float_tensor(features, "features", 2)
     n, K = z.shape
     if n == 0:

@@ -295,9 +295,17 @@ def as_operator(embedding, *, device=None, dtype=torch.float32, chunk_size=DEFAU
             _as_tensor(embedding.H, f"{name} factor H", device, dtype),
             chunk_size=chunk_size,
         )
+    convert = getattr(embedding, "_as_operator", None)
+    if isinstance(embedding, PoolOperator) and convert is not None:  # e.g. the sparse operator
+        return convert(device=device, dtype=dtype, chunk_size=chunk_size, name=name)
     if isinstance(embedding, PoolOperator):  # a user-defined operator: trust it
         return embedding
     if isinstance(embedding, (tuple, list)) and len(embedding) == 2:
+        from .problem_sparse import _operator_from_pair, is_sparse
+
+        if is_sparse(embedding[1]):  # a wide sparse feature factor (TF-IDF, one-hot, leaves)
+            return _operator_from_pair(embedding[0], embedding[1], device=device, dtype=dtype,
+                                       chunk_size=chunk_size, name=name)
         A = _as_tensor(embedding[0], f"{name} factor A", device, dtype)
         H = _as_tensor(embedding[1], f"{name} factor H", device, dtype)
         return FactoredOperator(A, H, chunk_size=chunk_size)
@@ -316,7 +324,9 @@ def sketch(operator: PoolOperator, sketch_dim: int, *, generator: torch.Generato
 
     For a :class:`FactoredOperator` this is the Khatri-Rao (tensor) sketch of SPEC section 8,
     ``e_j -> (Omega1 a_j) * (Omega2 h_j) / sqrt(m')`` with Gaussian ``Omega1 (m', K)`` and
-    ``Omega2 (m', d)``, which never forms the ``K*d`` vector; for a :class:`DenseOperator` it is a
+    ``Omega2 (m', d)``, which never forms the ``K*d`` vector (an operator with a ``_sketch``
+    method, such as :class:`~sparse_query.problem_sparse.SparseFactoredOperator`, builds the same
+    sketch itself); for a :class:`DenseOperator` it is a
     Gaussian projection ``e_j -> Omega e_j / sqrt(m')``. Built in chunks.
 
     Parameters
@@ -330,6 +340,9 @@ def sketch(operator: PoolOperator, sketch_dim: int, *, generator: torch.Generato
     """
     sketch_dim = check_int(sketch_dim, "sketch_dim", min_val=1)
     chunk = chunk_size or operator.chunk_size
+    hook = getattr(operator, "_sketch", None)
+    if hook is not None:  # an operator that sketches itself (problem_sparse)
+        return hook(sketch_dim, generator, chunk)
     dev, dt = operator.device, operator.dtype
     scale = 1.0 / math.sqrt(sketch_dim)
     out = torch.empty((operator.n, sketch_dim), dtype=dt, device=dev)

@@ -26,7 +26,8 @@ from ._utils import (
     torch_generator,
 )
 from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
-from .problem import DenseOperator, FactoredOperator, SparseApproxProblem, sketch
+from .problem import DenseOperator, SparseApproxProblem, sketch
+from .problem_sparse import factored_operator
 from .solvers import PROX_RULES, greedy, proximal_iht
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
@@ -343,7 +344,7 @@ class SparseApproxSampler(QueryStrategy):
                 T, source = self._temperature(est, classifier, X_labeled, y_labeled)
                 self.temperature_, self.temperature_source_ = float(T), source
                 emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
-                self._operator = FactoredOperator(emb.a, emb.h)
+                self._operator = factored_operator(emb.a, emb.h)  # sparse H stays sparse
                 self._embedding_dim = emb.a.shape[1] * emb.h.shape[1]
                 self._sigma = emb.sigma
         else:

@@ -359,7 +359,27 @@ def row_refit_false(d):
     _refused(gs, P, "refit=True")
 
 
+def row_sparse(d):
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sparse_query.adapters import last_layer_outputs
+    from sparse_query.benchmark.text import make_topic_corpus
+    X, y, P = d
+    clf = _fit_quiet(LogisticRegression(max_iter=300), X, y)
+    assert sp.issparse(last_layer_outputs(clf, sp.csr_matrix(P)).features)
+    assert_array_equal(_works(clf, sp.csr_matrix(P), "gradient"), _sampler().fit_query(P, clf, 10))
+    docs, yd = make_topic_corpus(400, vocab_size=2000, n_classes=3, random_state=0)
+    docs = np.asarray(docs, dtype=object)
+    pipe = _fit_quiet(Pipeline([("tfidf", TfidfVectorizer()),
+                                ("clf", LogisticRegression(max_iter=300))]), docs[:100], yd[:100])
+    _works(pipe, docs[100:], "gradient")
+
+
 ROWS = {
+    "linear model on a `scipy.sparse` pool, `Pipeline(TfidfVectorizer(), LogisticRegression())`":
+        row_sparse,
     "`LogisticRegression`, binary `SGDClassifier(loss=\"log_loss\")`": row_linear,
     "multiclass `SGDClassifier`, `LinearSVC`, `RidgeClassifier`": row_ovr_linear,
     "`MLPClassifier`": row_mlp,

@@ -14,6 +14,7 @@ from ._ensembles import _ensemble_members, _member_probas, _not_draws_reason
 from ._sklearn import (
     _check_sklearn_proba, _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer,
 )
+from ._sparse import _cat_features, _is_scipy_sparse
 from ._torch import (
     _SHAPE_WORDS, _as_probabilities, _proba_atol, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
     _torch_posterior,
@@ -189,7 +190,9 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     first element must be the class output (skorch's convention).
 
     For linear scikit-learn classifiers the features are ``X`` (as float) and the logits
-    ``X @ coef_.T + intercept_``; their softmax is ``predict_proba`` for ``LogisticRegression``
+    ``X @ coef_.T + intercept_``; a ``scipy.sparse`` ``X`` (or a pipeline whose last transform
+    yields one, e.g. ``TfidfVectorizer``) gives ``features`` as a CSR matrix, never densified;
+    their softmax is ``predict_proba`` for ``LogisticRegression``
     (binary, or multinomial multiclass) and binary ``SGDClassifier(loss='log_loss')``, and that
     is checked on every chunk: one-vs-rest models (multiclass ``SGDClassifier``,
     ``LogisticRegression(multi_class='ovr')``), which normalise per-class sigmoids, and models
@@ -265,12 +268,12 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
             _check_feature_names(est, chunk)  # we compute X @ coef_: do scikit-learn's check
             h, z, bias = _sklearn_last_layer(est, chunk)
             _check_sklearn_proba(est, chunk, z, (start, stop))
-            feats.append(torch.from_numpy(np.ascontiguousarray(h)))
+            feats.append(h if _is_scipy_sparse(h) else torch.from_numpy(np.ascontiguousarray(h)))
             logits.append(torch.from_numpy(np.ascontiguousarray(z)))
     z = torch.cat(logits)
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
-    return LastLayer(features=torch.cat(feats), logits=z, bias=bias, classes=classes)
+    return LastLayer(features=_cat_features(feats), logits=z, bias=bias, classes=classes)
 
 
 def logits_fn(estimator, X) -> np.ndarray:

@@ -5,6 +5,7 @@ import numpy as np
 from scipy.special import expit
 
 from ._common import EmbeddingNotSupportedError, _name, _to_numpy, _two_columns
+from ._sparse import _is_scipy_sparse, _sparse_linear_last_layer
 
 
 def _is_sklearn_linear(est) -> bool:
@@ -60,6 +61,8 @@ def _sklearn_last_layer(est, chunk):
             )
         return h, _two_columns(z), True
     coef = np.asarray(est.coef_)
+    if _is_scipy_sparse(chunk):  # a sparse pool (TF-IDF, one-hot): keep the features sparse
+        return _sparse_linear_last_layer(est, coef, chunk)
     x = _to_numpy(chunk, np.result_type(coef.dtype, np.float32))
     _check_width(x, coef.shape[1], est)
     z = x @ coef.T + np.asarray(est.intercept_, dtype=x.dtype)

@@ -23,7 +23,9 @@ import torch
 
 from .._base import check_n_instances
 from .._utils import resolve_device, torch_generator
+from ..problem_sparse import is_sparse
 from ._common import SelectionResult, _BaselineStrategy, _generator_for, _to_tensor
+from ._sparse import _badge_kmeanspp_sparse
 
 __all__ = ["badge_kmeanspp", "BADGE"]
 
@@ -70,8 +72,9 @@ def badge_kmeanspp(a, h, n_instances: int, *, generator=None, device=None) -> Se
     a : array-like or torch.Tensor of shape (n_samples, n_classes)
         Class factors; for BADGE ``p_j - onehot(argmax p_j)`` (``gradient_embedding(...,
         temperature=0).a``).
-    h : array-like or torch.Tensor of shape (n_samples, n_features)
-        Feature factors (penultimate features, with a trailing 1 for the bias).
+    h : array-like, torch.Tensor or scipy.sparse matrix of shape (n_samples, n_features)
+        Feature factors (penultimate features, with a trailing 1 for the bias). A sparse ``h``
+        (TF-IDF rows) stays sparse: each centre costs one ``O(nnz + n K)`` pass.
     n_instances : int
         Batch size ``b``, ``1 <= b <= n_samples``.
     generator : torch.Generator, optional
@@ -97,16 +100,20 @@ def badge_kmeanspp(a, h, n_instances: int, *, generator=None, device=None) -> Se
     a_t = _to_tensor(a, "a", ndim=2)
     dev = a_t.device if device is None else resolve_device(device)
     a_t = a_t.to(dev)
-    h_t = _to_tensor(h, "h", ndim=2, device=dev)
+    h_sparse = is_sparse(h)  # TF-IDF / one-hot features: distances in sparse form
+    h_t = h if h_sparse else _to_tensor(h, "h", ndim=2, device=dev)
     if h_t.shape[0] != a_t.shape[0]:
         raise ValueError(
             f"a has {a_t.shape[0]} rows but h has {h_t.shape[0]}; pass one row per pool point."
         )
-    dtype = torch.promote_types(a_t.dtype, h_t.dtype)
+    dtype = a_t.dtype if h_sparse else torch.promote_types(a_t.dtype, h_t.dtype)
     n_instances = check_n_instances(n_instances, a_t.shape[0])
     gen = _generator_for(generator, dev)
     with torch.no_grad():
-        res = _badge_kmeanspp(a_t.to(dtype), h_t.to(dtype), n_instances, gen)
+        if h_sparse:
+            res = _badge_kmeanspp_sparse(a_t, h_t, n_instances, gen)
+        else:
+            res = _badge_kmeanspp(a_t.to(dtype), h_t.to(dtype), n_instances, gen)
     n_zero = int((res.scores[1:] == 0).sum())
     if n_zero:
         warnings.warn(
@@ -141,8 +148,8 @@ class BADGE(_BaselineStrategy):
 
     a_ : torch.Tensor of shape (n_pool, n_classes)
         ``p_j - onehot(argmax p_j)``.
-    h_ : torch.Tensor of shape (n_pool, n_features + 1)
-        Bias-augmented penultimate features.
+    h_ : torch.Tensor or scipy.sparse.csr_matrix of shape (n_pool, n_features + 1)
+        Bias-augmented penultimate features (CSR for a linear model on a sparse pool).
     n_pool_ : int
     indices_ : ndarray of shape (n_instances,)
     query_scores_ : ndarray of shape (n_instances,)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 
 from .._base import check_n_instances
 from .._utils import check_int, check_option, numpy_rng, resolve_device
+from ..adapters._common import _num_rows
+from ..problem_sparse import as_csr, is_sparse
 from ._common import _CHUNK_ELEMENTS, SelectionResult, _BaselineStrategy, _to_tensor
+from ._sparse import _kcenter_greedy_sparse
 
 __all__ = ["kcenter_greedy", "KCenterGreedy"]
 
@@ -71,8 +75,9 @@ def kcenter_greedy(features, n_instances: int, labeled_features=None, *, first=N
 
     Parameters
     ----------
-    features : array-like or torch.Tensor of shape (n_samples, n_features)
-        Pool features (e.g. penultimate-layer activations).
+    features : array-like, torch.Tensor or scipy.sparse matrix of shape (n_samples, n_features)
+        Pool features (e.g. penultimate-layer activations). Sparse features (TF-IDF rows)
+        stay sparse: each step costs one ``O(nnz)`` pass, distances as in the dense kernel.
     n_instances : int
         Batch size ``b``, ``1 <= b <= n_samples``.
     labeled_features : array-like or torch.Tensor of shape (n_labeled, n_features), optional
@@ -97,6 +102,8 @@ def kcenter_greedy(features, n_instances: int, labeled_features=None, *, first=N
     >>> kcenter_greedy([[0.0], [1.0], [10.0]], 2, labeled_features=[[0.0]]).indices
     tensor([2, 1])
     """
+    if is_sparse(features):  # TF-IDF / one-hot features: distances in sparse form
+        return _kcenter_sparse_checked(features, n_instances, labeled_features, first, device)
     x = _to_tensor(features, "features", ndim=2)
     dev = x.device if device is None else resolve_device(device)
     x = x.to(dev)
@@ -104,6 +111,8 @@ def kcenter_greedy(features, n_instances: int, labeled_features=None, *, first=N
     n_instances = check_n_instances(n_instances, n)
     labeled = None
     if labeled_features is not None:
+        if is_sparse(labeled_features):  # a dense pool with a sparse labeled set: the labeled
+            labeled_features = labeled_features.toarray()  # set is small, densify only it
         labeled = _to_tensor(labeled_features, "labeled_features", ndim=2, device=dev,
                              dtype=x.dtype)
         if labeled.shape[0] and labeled.shape[1] != x.shape[1]:
@@ -122,6 +131,37 @@ def kcenter_greedy(features, n_instances: int, labeled_features=None, *, first=N
             f"kcenter_greedy: {n_zero} of the {n_instances} points coincide with an existing "
             "centre (the pool has too few distinct points); they were taken in index order.",
             UserWarning, stacklevel=2,
+        )
+    return res
+
+
+def _kcenter_sparse_checked(features, n_instances, labeled_features, first, device):
+    """:func:`kcenter_greedy` for sparse ``features``: same checks, the sparse kernel."""
+    x = as_csr(features, name="features")
+    dtype = torch.float32 if x.dtype == np.float32 else torch.float64
+    dev = torch.device("cpu") if device is None else resolve_device(device)
+    n = x.shape[0]
+    n_instances = check_n_instances(n_instances, n)
+    labeled = labeled_features
+    if labeled is not None:
+        if not is_sparse(labeled):
+            labeled = _to_tensor(labeled, "labeled_features", ndim=2, dtype=dtype).cpu().numpy()
+        if labeled.shape[0] and labeled.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"labeled_features has {labeled.shape[1]} features but features has "
+                f"{x.shape[1]}; pass both from the same feature extractor."
+            )
+    if first is not None:
+        first = check_int(first, "first", min_val=0, max_val=n - 1,
+                          max_hint=f"It must index the pool of {n} points.")
+    with torch.no_grad():
+        res = _kcenter_greedy_sparse(x, n_instances, labeled, first, dtype, dev)
+    n_zero = int((res.scores == 0).sum())
+    if n_zero:
+        warnings.warn(
+            f"kcenter_greedy: {n_zero} of the {n_instances} points coincide with an existing "
+            "centre (the pool has too few distinct points); they were taken in index order.",
+            UserWarning, stacklevel=3,
         )
     return res
 
@@ -150,8 +190,9 @@ class KCenterGreedy(_BaselineStrategy):
     :meth:`fit_query` and modAL calls keep only ``n_pool_``, ``indices_`` and
     ``query_scores_``.
 
-    features_ : torch.Tensor of shape (n_pool, n_features)
-    labeled_features_ : torch.Tensor of shape (n_labeled, n_features) or None
+    features_ : torch.Tensor or scipy.sparse.csr_matrix of shape (n_pool, n_features)
+        CSR for a linear model on a sparse pool (distances then run in sparse form).
+    labeled_features_ : torch.Tensor, csr_matrix of shape (n_labeled, n_features), or None
     n_pool_ : int
     indices_ : ndarray of shape (n_instances,)
     query_scores_ : ndarray of shape (n_instances,)
@@ -184,7 +225,7 @@ class KCenterGreedy(_BaselineStrategy):
         kw = dict(batch_size=self.batch_size, device=self.device_)
         self.features_ = adapters.last_layer_outputs(model, X_pool, **kw).features
         self.labeled_features_ = None
-        if X_labeled is not None and adapters._common._num_rows(X_labeled) > 0:  # sparse too
+        if X_labeled is not None and _num_rows(X_labeled) > 0:
             self.labeled_features_ = adapters.last_layer_outputs(model, X_labeled, **kw).features
 
     def _query(self, n_instances):
