@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._utils import check_float, check_int, resolve_device, resolve_dtype
+from ._utils import check_float, check_int, check_option, resolve_device, resolve_dtype
+from .duplicates import group_duplicates
 
 __all__ = [
     "PoolOperator",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK = 32768
+DUPLICATES = ("group", "keep")
 
 
 def _as_tensor(x, name, device, dtype):
@@ -108,6 +110,16 @@ class PoolOperator:
     def take(self, idx) -> "PoolOperator":
         """The operator restricted to the rows ``idx`` (a permutation or subset of the pool)."""
         raise NotImplementedError
+
+    def row_blocks(self):
+        """What determines each row's embedding, as a list of ``(n, k_i)`` tensors, cheapest
+        first, or None.
+
+        Used only to find copies (:mod:`sparse_query.duplicates`): rows equal in every block
+        have equal embeddings. The default, None, means the operator cannot tell, and every
+        row is treated as distinct (the paper's problem). Views, not copies.
+        """
+        return None
 
     # costs per pool row, used by greedy to choose how to keep its gradient up to date -----
     @property
@@ -185,6 +197,9 @@ class DenseOperator(PoolOperator):
 
     def take(self, idx):
         return DenseOperator(self.E[torch.as_tensor(idx, device=self.device)], chunk_size=self.chunk_size)
+
+    def row_blocks(self):
+        return [self.E]
 
     @property
     def project_cost(self):
@@ -266,6 +281,9 @@ class FactoredOperator(PoolOperator):
     def take(self, idx):
         idx = torch.as_tensor(idx, device=self.device)
         return FactoredOperator(self.A[idx], self.H[idx], chunk_size=self.chunk_size)
+
+    def row_blocks(self):
+        return [self.A, self.H]
 
     @property
     def project_cost(self):
@@ -381,7 +399,8 @@ class SolverResult:
 
 
 class SparseApproxProblem:
-    """Problem 2 of the paper: ``min f1(w) + f2(w)`` s.t. ``w >= 0, ||w||_0 = b``.
+    """Problem 2 of the paper: ``min f1(w) + f2(w)`` s.t. ``w >= 0, ||w||_0 = b``, over groups
+    of identical pool rows.
 
     Parameters
     ----------
@@ -399,6 +418,32 @@ class SparseApproxProblem:
     dtype : {"float32", "float64"} or torch.dtype, default="float32"
     chunk_size : int, default=32768
         Rows per chunk in products over the whole pool.
+    duplicates : {"group", "keep"}, default="group"
+        ``"group"`` (a departure from the paper, SPEC section 9): rows whose factors and
+        ``sigma`` agree (to about five significant digits, :mod:`sparse_query.duplicates`)
+        form one group; only the group's lowest pool index is a candidate and its
+        ``sigma^2`` counts once, while the pool mean ``v`` keeps every copy (the candidate
+        stands for ``c`` copies with weight ``c / n`` in ``v``). Labelling one copy fixes the
+        label of all of them, so the paper's ``-alpha sum_S sigma_j^2``, which credits every
+        copy separately, rewards spending labels on copies. A batch never holds two rows of
+        one group unless there are fewer than ``b`` groups; then it holds every group's
+        representative and further copies spread over the groups (with a ``UserWarning``).
+        ``"keep"`` is the paper's problem, every row a candidate. Operators that cannot
+        describe their rows (:meth:`PoolOperator.row_blocks` is None, e.g. a Dask pool) are
+        not grouped.
+
+    Attributes
+    ----------
+    n : int
+        Candidate rows the solvers choose from (``n_pool`` without copies).
+    n_pool : int
+        Rows of the pool.
+    candidates : Tensor of shape (n,) or None
+        Pool index of every candidate row (None: row ``j`` is pool index ``j``). Weight
+        vectors ``w`` of :meth:`f1`, :meth:`grad_f1` and friends live on the candidate rows;
+        the solvers return pool indices.
+    groups : DuplicateGroups or None
+        The groups of identical rows (None with ``duplicates="keep"``).
 
     Examples
     --------
@@ -413,9 +458,10 @@ class SparseApproxProblem:
     """
 
     def __init__(self, embedding, sigma, b, *, alpha=1.0, beta=1e-3, device="auto",
-                 dtype="float32", chunk_size=DEFAULT_CHUNK):
+                 dtype="float32", chunk_size=DEFAULT_CHUNK, duplicates="group"):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
+        check_option(duplicates, "duplicates", DUPLICATES)
         self.op = as_operator(embedding, device=self.device, dtype=self.dtype, chunk_size=chunk_size)
         n = self.op.n
         if n < 1:
@@ -429,16 +475,65 @@ class SparseApproxProblem:
         if bool((sig < 0).any()):
             j = int((sig < 0).nonzero()[0, 0])
             raise ValueError(f"sigma must be non-negative; sigma[{j}] = {float(sig[j]):g}.")
-        self.sigma = sig
         self.b = check_int(b, "b", min_val=1, max_val=n,
                            max_hint=f"It exceeds the pool size {n}; ask for at most {n}.")
         self.alpha = check_float(alpha, "alpha", min_val=0.0)
         self.beta = check_float(beta, "beta", min_val=0.0)
-        self.n = n
+        self.n_pool = n
+        self.groups = None
+        self.candidates = None
+        self._v_weights = None
+        blocks = self.op.row_blocks() if duplicates == "group" else None
+        if blocks is not None:
+            self.groups = group_duplicates(blocks, sig)
+            if self.groups.has_copies:
+                reps = self.groups.reps
+                self.candidates = reps
+                self.op = self.op.take(reps)
+                sig = sig[reps]
+                self._v_weights = self.groups.counts.to(self.dtype) / n
+        self.n = self.op.n
+        self.sigma = sig
         self.sigma2 = sig * sig
-        self.v = self.op.mean()
-        self.vv = float(self.op.inner(self.v, self.v))
+        self._v = None
+        self._vv = None
         self._c = None
+
+    @property
+    def stab_const(self) -> int:
+        """Pool rows that are not candidates: each has ``w = 0`` and adds ``beta`` to ``f1``."""
+        return self.n_pool - self.n
+
+    @property
+    def v(self) -> torch.Tensor:
+        """``(1/n_pool) sum_j e_j`` over the whole pool, copies included (one pass, cached)."""
+        if self._v is None:
+            if self._v_weights is None:
+                self._v = self.op.mean()
+            else:
+                self._v = self.op.combine(self._v_weights)
+        return self._v
+
+    @property
+    def vv(self) -> float:
+        if self._vv is None:
+            self._vv = float(self.op.inner(self.v, self.v))
+        return self._vv
+
+    def pool_indices(self, rows: torch.Tensor) -> torch.Tensor:
+        """The pool indices of candidate rows."""
+        return rows if self.candidates is None else self.candidates[rows]
+
+    def sketched(self, sketch_dim: int, *, generator: torch.Generator | None = None
+                 ) -> "SparseApproxProblem":
+        """The same problem (groups, ``b``, ``alpha``, ``beta``) on :func:`sketch` of the
+        candidate rows; ``v`` is the sketch of the pool mean (the sketch is linear)."""
+        import copy
+
+        out = copy.copy(self)
+        out.op = sketch(self.op, sketch_dim, generator=generator)
+        out._v = out._vv = out._c = None
+        return out
 
     # -- cached constants ----------------------------------------------------------------
     @property
@@ -464,7 +559,7 @@ class SparseApproxProblem:
         """``||v - Phi w||^2 + beta ||w - 1||^2`` (float64 accumulation); ``phi_w`` if known."""
         r = ((self.phi(w) if phi_w is None else phi_w) - self.v).double()
         d = (w.double() - 1.0)
-        return float((r * r).sum() + self.beta * (d * d).sum())
+        return float((r * r).sum() + self.beta * ((d * d).sum() + self.stab_const))
 
     def f2(self, w: torch.Tensor) -> float:
         """``-alpha sum_j 1(w_j > 0) sigma_j^2``."""

@@ -24,7 +24,7 @@ from ._utils import (
     torch_generator,
 )
 from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
-from .problem import DenseOperator, FactoredOperator, SparseApproxProblem, sketch
+from .problem import DenseOperator, FactoredOperator, SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
@@ -348,14 +348,15 @@ class SparseApproxSampler(QueryStrategy):
         self.alpha_effective_ = alpha
         if self._dask is not None:
             return self._query_dask(n_instances, alpha, t0)
-        operator = self._operator
-        if self.sketch_dim_ is not None:
-            gen = torch_generator(self.random_state, "cpu")
-            operator = sketch(operator, self.sketch_dim_, generator=gen)
+        # copies of one point are grouped on the exact embedding (before any sketch), so a
+        # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")
         problem = SparseApproxProblem(
-            operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
+            self._operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
             device=self._device, dtype=self._dtype,
         )
+        if self.sketch_dim_ is not None:
+            gen = torch_generator(self.random_state, "cpu")
+            problem = problem.sketched(self.sketch_dim_, generator=gen)
         if self.solver == "greedy":
             res = greedy(problem, tau=self.tau)
         else:

@@ -11,6 +11,7 @@ in the paper's appendix E is available as ``prox="paper"`` for reproduction only
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def hard_threshold_prox(s, sigma, alpha: float, b: int, *, rule: str = "exact"):
 
 
 def _result(problem, w, selected, n_iter, converged, history):
-    sel = selected.detach().cpu().numpy().astype(np.int64)
+    sel = problem.pool_indices(selected).detach().cpu().numpy().astype(np.int64)
     weights = w[selected].detach().cpu().double().numpy()
     return SolverResult(
         indices=sel,
@@ -97,6 +98,28 @@ def _result(problem, w, selected, n_iter, converged, history):
         converged=bool(converged),
         history=history,
     )
+
+
+def _every_group(problem) -> SolverResult:
+    """Fewer groups of identical rows than ``b``: every group's representative (weights 1,
+    one de-bias step, clipped) and further copies, spread over the groups, with weight 0."""
+    warnings.warn(
+        f"The pool holds only {problem.n} distinct rows (groups of identical embeddings) for a "
+        f"batch of {problem.b}: the batch takes every one of them and {problem.b - problem.n} "
+        "further copies, whose labels add nothing new. Ask for at most "
+        f"{problem.n} points to label distinct ones only.",
+        UserWarning, stacklevel=3,
+    )
+    rows = torch.arange(problem.n, device=problem.device)
+    w = torch.ones(problem.n, dtype=problem.dtype, device=problem.device)
+    w = problem.debias(w, rows).clamp(min=0.0)
+    idx = problem.groups.fill(rows, problem.b)
+    weights = torch.zeros(problem.b, dtype=torch.float64)
+    weights[: problem.n] = w.detach().cpu().double()
+    obj = problem.batch_objective(w, rows)
+    return SolverResult(indices=idx.detach().cpu().numpy().astype(np.int64),
+                        weights=weights.numpy(), objective=obj, n_iter=0, converged=True,
+                        history=[obj])
 
 
 def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: int = 2**30,
@@ -130,6 +153,8 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         raise TypeError(f"problem must be a SparseApproxProblem; got {type(problem).__name__}.")
     tau = check_float(tau, "tau", min_val=0.0, min_inclusive=False)
     max_cache_bytes = check_int(max_cache_bytes, "max_cache_bytes", min_val=0)
+    if problem.n < problem.b:
+        return _every_group(problem)
     op, n, b = problem.op, problem.n, problem.b
     alpha, beta = problem.alpha, problem.beta
     dev, dt = problem.device, problem.dtype
@@ -210,7 +235,7 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         else:
             r = op.combine_rows(S, w_s) / b - problem.v
             bias = float(op.inner(r, r))
-        stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1)
+        stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1) + problem.stab_const
         history.append(bias + beta * stab - alpha * sig2_sum)
         if k + 1 < b:
             if mode == "gram":
@@ -282,6 +307,8 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
         patience = check_int(patience, "patience", min_val=1)
     check_option(prox, "prox", PROX_RULES)
     max_halvings = check_int(max_halvings, "max_halvings", min_val=0)
+    if problem.n < problem.b:
+        return _every_group(problem)
     pool = _pool if _pool is not None else PoolVectors(problem)
     ctx = _Iht(problem, pool, prox, max_halvings)
     empty = torch.zeros(0, dtype=torch.long, device=problem.device)
@@ -325,7 +352,7 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
         stable = stable + 1 if sel is not None and torch.equal(new_sel, sel) else 0
         sel = new_sel
     return SolverResult(
-        indices=w[0].detach().cpu().numpy().astype(np.int64),
+        indices=problem.pool_indices(w[0]).detach().cpu().numpy().astype(np.int64),
         weights=w[1].detach().cpu().double().numpy(),
         objective=ctx.objective(w[0], w[1], ctx.phi(*w)),
         n_iter=int(n_iter),
@@ -414,7 +441,7 @@ class _Iht:
         p = self.p
         r = (phi - p.v).double()
         dw = val.double() - 1.0
-        stab = float((dw * dw).sum()) + (p.n - idx.numel())
+        stab = float((dw * dw).sum()) + (p.n - idx.numel()) + p.stab_const
         sig2 = float(self.pool.sigma2(idx).double().sum())
         return float((r * r).sum()) + p.beta * stab - p.alpha * sig2
 
