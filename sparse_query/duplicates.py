@@ -57,11 +57,15 @@ class DuplicateGroups:
         How many pool rows each group holds.
     inverse : Tensor of shape (n_pool,), int64
         The group of every pool row (``reps[inverse[j]]`` represents row ``j``).
+    keys : Tensor of shape (n_pool,), int64
+        A hash of every row's content: equal for rows of one group, otherwise as good as
+        random, and independent of the order of the pool (used by IHT's "spread" start).
     """
 
     reps: torch.Tensor
     counts: torch.Tensor
     inverse: torch.Tensor
+    keys: torch.Tensor | None = None
 
     @property
     def n_groups(self) -> int:
@@ -205,4 +209,4 @@ def group_duplicates(blocks, sigma: torch.Tensor, *, bits: int = DEFAULT_BITS,
     inverse = new_id[inv]
     reps = reps[used][order]
     counts = torch.bincount(inverse, minlength=reps.numel())
-    return DuplicateGroups(reps=reps, counts=counts, inverse=inverse)
+    return DuplicateGroups(reps=reps, counts=counts, inverse=inverse, keys=keys)

@@ -483,9 +483,14 @@ class SparseApproxProblem:
         self.groups = None
         self.candidates = None
         self._v_weights = None
-        blocks = self.op.row_blocks() if duplicates == "group" else None
+        blocks = self.op.row_blocks()
+        self._row_keys = None
         if blocks is not None:
-            self.groups = group_duplicates(blocks, sig)
+            groups = group_duplicates(blocks, sig)
+            self._row_keys = groups.keys
+        if blocks is not None and duplicates == "group":
+            self.groups = groups
+            self._row_keys = groups.keys[groups.reps]
             if self.groups.has_copies:
                 reps = self.groups.reps
                 self.candidates = reps
@@ -519,6 +524,17 @@ class SparseApproxProblem:
         if self._vv is None:
             self._vv = float(self.op.inner(self.v, self.v))
         return self._vv
+
+    def spread_rows(self, k: int, offset: int = 0):
+        """``k`` candidate rows chosen by a hash of their content (sorted), or None when the
+        operator cannot describe its rows: a batch drawn as if at random, without a seed, the
+        same whatever the order of the pool. IHT's second start (a batch whose mean tracks
+        ``v`` the way a random sample's does)."""
+        if self._row_keys is None:
+            return None
+        order = torch.sort(self._row_keys, stable=True).indices
+        pos = (torch.arange(k, device=order.device) + offset) % order.numel()
+        return torch.sort(order[pos]).values
 
     def pool_indices(self, rows: torch.Tensor) -> torch.Tensor:
         """The pool indices of candidate rows."""
