@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._utils import check_float, check_int, check_option, resolve_device, resolve_dtype
+from ._utils import all_finite, check_float, check_int, check_option, resolve_device, resolve_dtype
 from .duplicates import group_duplicates
 
 __all__ = [
@@ -58,7 +58,7 @@ def _as_tensor(x, name, device, dtype):
     if t.is_complex():
         raise TypeError(f"{name} must be real; got a complex tensor.")
     t = t.to(device=device, dtype=dtype)
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinity; the problem needs finite numbers.")
     return t
 
@@ -217,9 +217,15 @@ class FactoredOperator(PoolOperator):
     the embedding space is a ``(K, d)`` matrix ``R`` with ``<e_j, R> = a_j^T R h_j``. Nothing of
     size ``n x K*d`` is ever formed; products over the whole pool run in chunks of
     ``chunk_size`` rows.
+
+    With ``ones_column=True`` the embedding is ``a_j (outer) [h_j, 1]`` (the last layer's bias
+    gradient) without the ``n x (d + 1)`` copy of ``H`` that appending the column costs: the
+    space is ``(K, d + 1)`` and every product handles the constant column on its own. The
+    operator keeps a reference to ``A`` and ``H`` (no copy).
     """
 
-    def __init__(self, A: torch.Tensor, H: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK):
+    def __init__(self, A: torch.Tensor, H: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK,
+                 ones_column: bool = False):
         if A.ndim != 2 or H.ndim != 2:
             raise ValueError(
                 f"factors must be 2-D, A (n, K) and H (n, d); got shapes {tuple(A.shape)} and "
@@ -231,8 +237,9 @@ class FactoredOperator(PoolOperator):
             )
         self.A = A
         self.H = H
+        self.ones_column = bool(ones_column)
         self.n = A.shape[0]
-        self.space_shape = (A.shape[1], H.shape[1])
+        self.space_shape = (A.shape[1], H.shape[1] + int(self.ones_column))
         self.chunk_size = chunk_size
 
     @property
@@ -243,44 +250,68 @@ class FactoredOperator(PoolOperator):
     def dtype(self):
         return self.A.dtype
 
+    def _hr(self, H, r):
+        """``[H, 1] @ r^T`` of shape (rows, K): a GEMM over the long dimension d."""
+        if self.ones_column:
+            return torch.addmm(r[:, -1], H, r[:, :-1].T)
+        return H @ r.T
+
+    def _ht(self, Hi):
+        """``[H_i, 1]`` (only for the few rows of a support)."""
+        if self.ones_column:
+            return torch.cat([Hi, torch.ones((Hi.shape[0], 1), dtype=Hi.dtype, device=Hi.device)], 1)
+        return Hi
+
     def combine(self, u):
         out = torch.zeros(self.space_shape, dtype=self.dtype, device=self.device)
+        d = self.H.shape[1]
         for s, e in self._chunks():
-            out += (self.A[s:e] * u[s:e, None]).T @ self.H[s:e]
+            au = self.A[s:e] * u[s:e, None]
+            out[:, :d] += au.T @ self.H[s:e]
+            if self.ones_column:
+                out[:, d] += au.sum(0)
         return out
 
     def combine_rows(self, idx, vals):
-        return (self.A[idx] * vals[:, None]).T @ self.H[idx]
+        return (self.A[idx] * vals[:, None]).T @ self._ht(self.H[idx])
 
     def project(self, r):
         out = torch.empty(self.n, dtype=self.dtype, device=self.device)
-        # <a_j (x) h_j, R> = sum_l (A R)_{jl} H_{jl}; chunked so (A R) is at most chunk x d
+        # <a_j (x) h_j, R> = a_j . (R h_j): (H R^T) is a GEMM with inner dimension d, far
+        # faster than forming A R (inner dimension K) and multiplying by H entrywise
         for s, e in self._chunks():
-            out[s:e] = ((self.A[s:e] @ r) * self.H[s:e]).sum(dim=1)
+            out[s:e] = (self._hr(self.H[s:e], r) * self.A[s:e]).sum(dim=1)
         return out
 
     def project_rows(self, r, idx):
-        return ((self.A[idx] @ r) * self.H[idx]).sum(dim=1)
+        return (self._hr(self.H[idx], r) * self.A[idx]).sum(dim=1)
+
+    def _hh(self, H, Hi):
+        g = H @ Hi.T
+        return g + 1.0 if self.ones_column else g
 
     def gram_columns(self, idx):
         Ai, Hi = self.A[idx], self.H[idx]
         out = torch.empty((self.n, len(idx)), dtype=self.dtype, device=self.device)
         for s, e in self._chunks():
-            out[s:e] = (self.A[s:e] @ Ai.T) * (self.H[s:e] @ Hi.T)
+            out[s:e] = (self.A[s:e] @ Ai.T) * self._hh(self.H[s:e], Hi)
         return out
 
     def gram_block(self, idx_rows, idx_cols):
-        return (self.A[idx_rows] @ self.A[idx_cols].T) * (self.H[idx_rows] @ self.H[idx_cols].T)
+        return (self.A[idx_rows] @ self.A[idx_cols].T) * self._hh(self.H[idx_rows], self.H[idx_cols])
 
     def sqnorms(self):
-        return (self.A * self.A).sum(dim=1) * (self.H * self.H).sum(dim=1)
+        h2 = (self.H * self.H).sum(dim=1)
+        return (self.A * self.A).sum(dim=1) * (h2 + 1.0 if self.ones_column else h2)
 
     def dense(self):
-        return (self.A[:, :, None] * self.H[:, None, :]).reshape(self.n, -1)
+        H = self._ht(self.H)
+        return (self.A[:, :, None] * H[:, None, :]).reshape(self.n, -1)
 
     def take(self, idx):
         idx = torch.as_tensor(idx, device=self.device)
-        return FactoredOperator(self.A[idx], self.H[idx], chunk_size=self.chunk_size)
+        return FactoredOperator(self.A[idx], self.H[idx], chunk_size=self.chunk_size,
+                                ones_column=self.ones_column)
 
     def row_blocks(self):
         return [self.A, self.H]
@@ -311,7 +342,7 @@ def as_operator(embedding, *, device=None, dtype=torch.float32, chunk_size=DEFAU
         return FactoredOperator(
             _as_tensor(embedding.A, f"{name} factor A", device, dtype),
             _as_tensor(embedding.H, f"{name} factor H", device, dtype),
-            chunk_size=chunk_size,
+            chunk_size=chunk_size, ones_column=embedding.ones_column,
         )
     if isinstance(embedding, PoolOperator):  # a user-defined operator: trust it
         return embedding
@@ -355,9 +386,14 @@ def sketch(operator: PoolOperator, sketch_dim: int, *, generator: torch.Generato
         K, d = operator.space_shape
         om1 = torch.randn((K, sketch_dim), generator=generator, dtype=torch.float64).to(dev, dt)
         om2 = torch.randn((d, sketch_dim), generator=generator, dtype=torch.float64).to(dev, dt)
+        om1 = om1 * scale
         for s in range(0, operator.n, chunk):
             e = min(s + chunk, operator.n)
-            out[s:e] = (operator.A[s:e] @ om1) * (operator.H[s:e] @ om2) * scale
+            if operator.ones_column:  # [h, 1] @ om2 without forming [h, 1]
+                hs = torch.addmm(om2[-1], operator.H[s:e], om2[:-1])
+            else:
+                hs = operator.H[s:e] @ om2
+            out[s:e] = (operator.A[s:e] @ om1) * hs
     elif isinstance(operator, DenseOperator):
         m = operator.space_shape[0]
         om = torch.randn((m, sketch_dim), generator=generator, dtype=torch.float64).to(dev, dt)
