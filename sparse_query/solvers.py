@@ -176,18 +176,23 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
     if mode == "gram":
         # Phi^T Phi restricted to the selection, and its columns over the whole pool
         G = torch.zeros((b, b), dtype=dt, device=dev)
-        cols = torch.empty((n, b), dtype=dt, device=dev)
+        cols = torch.empty((b, n), dtype=dt, device=dev)  # row k: column k of Phi^T Phi
     else:
         # the residual r = Phi w - v lives in the embedding space: support work is O(|S| m)
         r = -problem.v.clone()
+    # off the support the score tau * grad f1(w)_j - alpha sigma_j^2 is an affine function of
+    # Phi^T Phi w (gram) or Phi^T r (residual) -- grad f1(w)_j = 2 (Phi^T Phi w - c)_j - 2 beta
+    # where w_j = 0 -- so each step costs one fused pass; the support is masked anyway
     neg_alpha_sig2 = -alpha * problem.sigma2
+    base = neg_alpha_sig2 - 2.0 * tau * beta
+    if mode == "gram":
+        base = base - 2.0 * tau * c
     sig2_sum = 0.0
-    grad = -2.0 * c - 2.0 * beta  # grad f1 at w = 0
+    score = -2.0 * tau * c + base if mode == "residual" else base.clone()  # at w = 0
     w_s = torch.zeros(0, dtype=dt, device=dev)
     history = []
     for k in range(b):
-        score = tau * grad + neg_alpha_sig2
-        score = score.masked_fill(in_s, math.inf)
+        score[selected[:k]] = math.inf
         j = int(torch.argmin(score))  # first minimum: ties go to the lower index
         selected[k] = j
         in_s[j] = True
@@ -195,8 +200,8 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         w_s = torch.cat([w_s, torch.zeros(1, dtype=dt, device=dev)])
         sig2_sum += float(problem.sigma2[j])
         if mode == "gram":
-            cols[:, k] = op.gram_columns(selected[k : k + 1])[:, 0] / b2
-            g_new = cols[S, k]
+            torch.mul(op.gram_columns(selected[k : k + 1])[:, 0], 1.0 / b2, out=cols[k])
+            g_new = cols[k, S]
             G[k, : k + 1] = g_new
             G[: k + 1, k] = g_new
             Gs = G[: k + 1, : k + 1]
@@ -241,11 +246,10 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1) + problem.stab_const
         history.append(bias + beta * stab - alpha * sig2_sum)
         if k + 1 < b:
-            if mode == "gram":
-                q_all = cols[:, : k + 1] @ w_s
-            else:
-                q_all = op.project(r) / b + c
-            grad = 2.0 * (q_all - c) + 2.0 * beta * (w - 1.0)
+            if mode == "gram":  # base + 2 tau Phi^T Phi w
+                score = torch.addmv(base, cols[: k + 1].T, w_s, alpha=2.0 * tau)
+            else:  # base + (2 tau / b) Phi^T r
+                score = torch.add(base, op.project(r), alpha=2.0 * tau / b)
     return _result(problem, w, selected, b, True, history)
 
 
