@@ -169,7 +169,10 @@ def render():
          "`python benchmarks/bench_speed.py large --n 300000 --d 512 --b 1000 --methods iht "
          "--tag _300k_after` (and the same with `PYTHONPATH=<checkout before issue 15>` and "
          "`--tag _300k_before_main`), `python benchmarks/bench_speed.py acq --pools 1000000 "
-         "--batches 100 1000 --repeats 1 --tag _1M`, then `python benchmarks/bench_speed.py "
+         "--batches 100 1000 --repeats 1 --tag _1M`, `python benchmarks/bench_speed.py acq --d "
+         "512 --pools 100000 --batches 1000 --repeats 1 --tag _d512`, `python "
+         "benchmarks/bench_speed.py acq --model logreg --d 64 --pools 200000 --batches 1000 "
+         "--repeats 1 --tag _logreg`, the final 10k/100k table with `--tag _final`, then `python benchmarks/bench_speed.py "
          "render`. GPU: `benchmarks/bench_speed_gpu.sh` (not run: no GPU on the development "
          "machine).", "",
          "Same pool for every method (Gaussian-mixture features behind a fixed `nn.Linear` "
@@ -179,7 +182,11 @@ def render():
          "the column says what they resolved to), `iht` is `SparseApproxSampler(solver=\"iht\")`. "
          "Peak = RSS increment during the call. The machine has 2 cores shared with three other "
          "jobs: the load average is in every row; read times as ratios within a block.", ""]
-    for tag, title in (("", "n = 10k and 100k, d = 128"), ("_1M", "n = 1M, d = 128"),
+    for tag, title in (("_final", "n = 10k and 100k, d = 128 (final code)"),
+                       ("", "n = 10k and 100k, d = 128 (first run: greedy before its fused "
+                            "step, ac7f44e)"),
+                       ("_1M", "n = 1M, d = 128"),
+                       ("_d512", "n = 100k, d = 512 (the issue's second pool)"),
                        ("_logreg", "LogisticRegression on 64 raw features (the issue's 200k "
                                    "pool)")):
         res = _load_json(f"speed_acq{tag}.json")
@@ -187,7 +194,7 @@ def render():
             continue
         L += [f"### Acquisition time, {title}", "",
               "| n | b | method | s / query | runs | x BADGE time | resolved (solver, sketch) | "
-              "solve s | peak +MB | load |", "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"]
+              "solve s (last call) | peak +MB | load |", "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"]
         for r in res["rows"]:
             sv = r.get("solver")
             if sv is None and "n_iter" in r:  # rows measured before solver_ was recorded

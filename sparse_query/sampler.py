@@ -159,6 +159,13 @@ class SparseApproxSampler(QueryStrategy):
     unfitted estimator (``NotFittedError``), and a model offering neither a last linear layer
     nor posterior draws (:class:`~sparse_query.adapters.EmbeddingNotSupportedError`).
 
+    Copies in the pool (rows whose factors and ``sigma`` agree to about five significant
+    digits, :mod:`sparse_query.duplicates`) are one candidate: a batch never holds two of
+    them while at least ``n_instances`` distinct rows exist, a departure from the paper's
+    objective, which credits every copy's uncertainty separately (README, "Where we differ
+    from the paper"). With fewer distinct rows the batch takes all of them plus copies and
+    warns. Dask pools are not grouped.
+
     A model that knows a single class (trained on a labeled set with one class) has all-zero
     embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch
     seeded by ``random_state``, so an active-learning loop can continue until a second class
