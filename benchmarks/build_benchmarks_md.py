@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ["benchmark.md", "solvers.md", "scale.md", "iht.md", "text/text.md"]
+SECTIONS = ["benchmark.md", "solvers.md", "scale.md", "iht.md", "speed.md", "text/text.md"]
 HEADER = (ROOT / "benchmarks" / "BENCHMARKS_header.md")
 
 

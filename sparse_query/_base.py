@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ._utils import check_int
+from ._utils import all_finite, check_int
 
 __all__ = ["QueryStrategy", "check_pool", "check_n_instances", "wants_metrics", "is_dask_array"]
 
@@ -95,7 +95,7 @@ def _non_finite_row(X):
         import torch
 
         if isinstance(X, torch.Tensor):
-            if not X.is_floating_point():
+            if not X.is_floating_point() or all_finite(X):
                 return None
             bad = ~torch.isfinite(X.reshape(X.shape[0], -1)).all(dim=1)
             return int(bad.nonzero()[0, 0]) if bool(bad.any()) else None
@@ -113,7 +113,7 @@ def _non_finite_row(X):
         return None
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or arr.ndim == 0:
         return None
-    if np.issubdtype(arr.dtype, np.integer):
+    if np.issubdtype(arr.dtype, np.integer) or all_finite(arr):
         return None
     bad = ~np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
     return int(np.flatnonzero(bad)[0]) if bad.any() else None

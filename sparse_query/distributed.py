@@ -109,7 +109,10 @@ def _to_chunk(*blocks, dtype, start):
     """Turn numpy blocks into a tuple of contiguous torch tensors, checking finiteness."""
     out = []
     for blk in blocks:
-        t = torch.as_tensor(np.ascontiguousarray(blk)).to(dtype)
+        # a copy in torch's allocator (64-byte aligned, like the in-memory pool): BLAS may round
+        # a GEMM over a differently aligned numpy buffer differently, and the chunk products
+        # must equal the single-machine ones bit for bit
+        t = torch.as_tensor(np.ascontiguousarray(blk)).to(dtype).clone()
         if t.ndim == 1:
             t = t.reshape(-1, 1)
         if not bool(torch.isfinite(t).all()):
@@ -122,7 +125,7 @@ def _to_chunk(*blocks, dtype, start):
 def _chunk_project(chunk, r):
     if len(chunk) == 2:
         A, H = chunk
-        return ((A @ r) * H).sum(dim=1)
+        return ((H @ r.T) * A).sum(dim=1)
     return chunk[0] @ r
 
 
@@ -154,7 +157,7 @@ def _chunk_rows(chunk, local):
 def _chunk_sketch(chunk, om, scale):
     if len(chunk) == 2:
         A, H = chunk
-        return ((A @ om[0]) * (H @ om[1]) * scale,)
+        return ((A @ (om[0] * scale)) * (H @ om[1]),)
     return ((chunk[0] @ om[0]) * scale,)
 
 
@@ -371,7 +374,7 @@ class DaskOperator(PoolOperator):
     def project_rows(self, r, idx):
         rows = self._rows(idx)
         if self.factored:
-            return ((rows[0] @ r) * rows[1]).sum(dim=1)
+            return ((rows[1] @ r.T) * rows[0]).sum(dim=1)
         return rows[0] @ r
 
     def gram_columns(self, idx):

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._utils import check_float, check_int, numpy_rng, preserved_global_rng
+from ._utils import all_finite, check_float, check_int, numpy_rng, preserved_global_rng
 
 __all__ = [
     "GradientEmbedding",
@@ -67,7 +67,7 @@ def _as_float_tensor(x, name: str, ndim: int) -> torch.Tensor:
         t = t.to(torch.float32)
     if t.dim() != ndim:
         raise ValueError(f"{name} must be {ndim}-D; got shape {tuple(t.shape)}.")
-    if t.numel() and not bool(torch.isfinite(t).all()):
+    if t.numel() and not all_finite(t):
         bad = (~torch.isfinite(t)).nonzero()[0].tolist()
         raise ValueError(f"{name} contains NaN or inf (first at index {tuple(bad)}); "
                          "remove or impute those rows before querying.")
@@ -104,6 +104,10 @@ class GradientEmbedding:
         The label distribution ``P_j``.
     temperature : float
         The temperature ``P_j`` was computed with (0 for the one-hot limit).
+    ones_column : bool
+        True when ``h`` is ``h_j`` itself and the embedding's constant bias column is implicit
+        (``e_j = a_j (outer) [h_j, 1]``, what the sampler uses to avoid copying the features);
+        False (the default of :func:`gradient_embedding`) when ``h`` already holds it.
     """
 
     a: torch.Tensor
@@ -111,6 +115,7 @@ class GradientEmbedding:
     sigma: torch.Tensor
     probs: torch.Tensor
     temperature: float
+    ones_column: bool = False
 
     @property
     def n_samples(self) -> int:
@@ -120,19 +125,22 @@ class GradientEmbedding:
     @property
     def dim(self) -> int:
         """Dimension ``m = K * (d + 1)`` (or ``K * d``) of the embedding ``e_j``."""
-        return int(self.a.shape[1] * self.h.shape[1])
+        return int(self.a.shape[1] * (self.h.shape[1] + int(self.ones_column)))
 
     def dense(self) -> torch.Tensor:
         """Materialise ``e`` as an ``(n_samples, K * h.shape[1])`` matrix (tests, small pools only).
 
         Row-major flattening: ``e[j, k * h.shape[1] + l] = a[j, k] * h[j, l]``.
         """
-        return (self.a[:, :, None] * self.h[:, None, :]).reshape(self.a.shape[0], -1)
+        h = self.h
+        if self.ones_column:
+            h = torch.cat([h, torch.ones((h.shape[0], 1), dtype=h.dtype, device=h.device)], 1)
+        return (self.a[:, :, None] * h[:, None, :]).reshape(self.a.shape[0], -1)
 
     def to(self, device) -> "GradientEmbedding":
         """A copy with every tensor on ``device``."""
         return GradientEmbedding(self.a.to(device), self.h.to(device), self.sigma.to(device),
-                                 self.probs.to(device), self.temperature)
+                                 self.probs.to(device), self.temperature, self.ones_column)
 
 
 def _label_distribution(z: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -163,7 +171,7 @@ def _expected_onehot_distance(P: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool = True,
-                       chunk_size: int = 65536) -> GradientEmbedding:
+                       chunk_size: int = 65536, _implicit_bias: bool = False) -> GradientEmbedding:
     """Expected last-layer cross-entropy gradients and their spread (paper eq. 14).
 
     For a model with penultimate features ``h_j``, logits ``z_j = W h_j + c`` and
@@ -252,17 +260,24 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
                          "the same device.")
     dtype = torch.float64 if torch.float64 in (z.dtype, h.dtype) else torch.float32
     z, h = z.to(dtype), h.to(dtype)
-    return _gradient_embedding(z, h, float(temperature), bool(bias), chunk_size)
+    return _gradient_embedding(z, h, float(temperature), bool(bias), chunk_size,
+                               implicit_bias=bool(_implicit_bias))
 
 
 def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bias: bool,
-                        chunk_size: int) -> GradientEmbedding:
-    """Unchecked core of :func:`gradient_embedding` (same-dtype, same-device, finite inputs)."""
+                        chunk_size: int, implicit_bias: bool = False) -> GradientEmbedding:
+    """Unchecked core of :func:`gradient_embedding` (same-dtype, same-device, finite inputs).
+
+    ``implicit_bias=True`` (with ``bias``) returns ``h`` itself, no ``n x (d + 1)`` copy, and
+    marks the bias column implicit (``GradientEmbedding.ones_column``)."""
     n, K = z.shape
-    d = h.shape[1] + (1 if bias else 0)
+    implicit = bool(bias and implicit_bias)
     a = torch.empty((n, K), dtype=z.dtype, device=z.device)
     P_out = torch.empty((n, K), dtype=z.dtype, device=z.device)
-    h_out = torch.empty((n, d), dtype=z.dtype, device=z.device)
+    if implicit:
+        h_out = h
+    else:
+        h_out = torch.empty((n, h.shape[1] + (1 if bias else 0)), dtype=z.dtype, device=z.device)
     sigma = torch.empty((n,), dtype=z.dtype, device=z.device)
     for start in range(0, n, chunk_size):
         sl = slice(start, min(start + chunk_size, n))
@@ -271,12 +286,17 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
         P = _label_distribution(zc, p, temperature)
         a[sl] = p - P
         P_out[sl] = P
-        hc = h_out[sl]
-        hc[:, : h.shape[1]] = h[sl]
-        if bias:
-            hc[:, -1] = 1.0
-        sigma[sl] = torch.linalg.vector_norm(hc, dim=1) * _expected_onehot_distance(P) / n
-    return GradientEmbedding(a=a, h=h_out, sigma=sigma, probs=P_out, temperature=temperature)
+        if implicit:
+            norm = torch.sqrt((h[sl] * h[sl]).sum(dim=1) + 1.0)
+        else:
+            hc = h_out[sl]
+            hc[:, : h.shape[1]] = h[sl]
+            if bias:
+                hc[:, -1] = 1.0
+            norm = torch.linalg.vector_norm(hc, dim=1)
+        sigma[sl] = norm * _expected_onehot_distance(P) / n
+    return GradientEmbedding(a=a, h=h_out, sigma=sigma, probs=P_out, temperature=temperature,
+                             ones_column=implicit)
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._utils import check_float, check_int, resolve_device, resolve_dtype
+from ._utils import all_finite, check_float, check_int, check_option, resolve_device, resolve_dtype
+from .duplicates import group_duplicates
 
 __all__ = [
     "PoolOperator",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK = 32768
+DUPLICATES = ("group", "keep")
 
 
 def _as_tensor(x, name, device, dtype):
@@ -56,7 +58,7 @@ def _as_tensor(x, name, device, dtype):
     if t.is_complex():
         raise TypeError(f"{name} must be real; got a complex tensor.")
     t = t.to(device=device, dtype=dtype)
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinity; the problem needs finite numbers.")
     return t
 
@@ -108,6 +110,16 @@ class PoolOperator:
     def take(self, idx) -> "PoolOperator":
         """The operator restricted to the rows ``idx`` (a permutation or subset of the pool)."""
         raise NotImplementedError
+
+    def row_blocks(self):
+        """What determines each row's embedding, as a list of ``(n, k_i)`` tensors, cheapest
+        first, or None.
+
+        Used only to find copies (:mod:`sparse_query.duplicates`): rows equal in every block
+        have equal embeddings. The default, None, means the operator cannot tell, and every
+        row is treated as distinct (the paper's problem). Views, not copies.
+        """
+        return None
 
     # costs per pool row, used by greedy to choose how to keep its gradient up to date -----
     @property
@@ -186,6 +198,9 @@ class DenseOperator(PoolOperator):
     def take(self, idx):
         return DenseOperator(self.E[torch.as_tensor(idx, device=self.device)], chunk_size=self.chunk_size)
 
+    def row_blocks(self):
+        return [self.E]
+
     @property
     def project_cost(self):
         return self.space_shape[0]
@@ -202,9 +217,15 @@ class FactoredOperator(PoolOperator):
     the embedding space is a ``(K, d)`` matrix ``R`` with ``<e_j, R> = a_j^T R h_j``. Nothing of
     size ``n x K*d`` is ever formed; products over the whole pool run in chunks of
     ``chunk_size`` rows.
+
+    With ``ones_column=True`` the embedding is ``a_j (outer) [h_j, 1]`` (the last layer's bias
+    gradient) without the ``n x (d + 1)`` copy of ``H`` that appending the column costs: the
+    space is ``(K, d + 1)`` and every product handles the constant column on its own. The
+    operator keeps a reference to ``A`` and ``H`` (no copy).
     """
 
-    def __init__(self, A: torch.Tensor, H: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK):
+    def __init__(self, A: torch.Tensor, H: torch.Tensor, *, chunk_size: int = DEFAULT_CHUNK,
+                 ones_column: bool = False):
         if A.ndim != 2 or H.ndim != 2:
             raise ValueError(
                 f"factors must be 2-D, A (n, K) and H (n, d); got shapes {tuple(A.shape)} and "
@@ -216,8 +237,9 @@ class FactoredOperator(PoolOperator):
             )
         self.A = A
         self.H = H
+        self.ones_column = bool(ones_column)
         self.n = A.shape[0]
-        self.space_shape = (A.shape[1], H.shape[1])
+        self.space_shape = (A.shape[1], H.shape[1] + int(self.ones_column))
         self.chunk_size = chunk_size
 
     @property
@@ -228,44 +250,71 @@ class FactoredOperator(PoolOperator):
     def dtype(self):
         return self.A.dtype
 
+    def _hr(self, H, r):
+        """``[H, 1] @ r^T`` of shape (rows, K): a GEMM over the long dimension d."""
+        if self.ones_column:
+            return torch.addmm(r[:, -1], H, r[:, :-1].T)
+        return H @ r.T
+
+    def _ht(self, Hi):
+        """``[H_i, 1]`` (only for the few rows of a support)."""
+        if self.ones_column:
+            return torch.cat([Hi, torch.ones((Hi.shape[0], 1), dtype=Hi.dtype, device=Hi.device)], 1)
+        return Hi
+
     def combine(self, u):
         out = torch.zeros(self.space_shape, dtype=self.dtype, device=self.device)
+        d = self.H.shape[1]
         for s, e in self._chunks():
-            out += (self.A[s:e] * u[s:e, None]).T @ self.H[s:e]
+            au = self.A[s:e] * u[s:e, None]
+            out[:, :d] += au.T @ self.H[s:e]
+            if self.ones_column:
+                out[:, d] += au.sum(0)
         return out
 
     def combine_rows(self, idx, vals):
-        return (self.A[idx] * vals[:, None]).T @ self.H[idx]
+        return (self.A[idx] * vals[:, None]).T @ self._ht(self.H[idx])
 
     def project(self, r):
         out = torch.empty(self.n, dtype=self.dtype, device=self.device)
-        # <a_j (x) h_j, R> = sum_l (A R)_{jl} H_{jl}; chunked so (A R) is at most chunk x d
+        # <a_j (x) h_j, R> = a_j . (R h_j): (H R^T) is a GEMM with inner dimension d, far
+        # faster than forming A R (inner dimension K) and multiplying by H entrywise
         for s, e in self._chunks():
-            out[s:e] = ((self.A[s:e] @ r) * self.H[s:e]).sum(dim=1)
+            out[s:e] = (self._hr(self.H[s:e], r) * self.A[s:e]).sum(dim=1)
         return out
 
     def project_rows(self, r, idx):
-        return ((self.A[idx] @ r) * self.H[idx]).sum(dim=1)
+        return (self._hr(self.H[idx], r) * self.A[idx]).sum(dim=1)
+
+    def _hh(self, H, Hi):
+        g = H @ Hi.T
+        return g + 1.0 if self.ones_column else g
 
     def gram_columns(self, idx):
         Ai, Hi = self.A[idx], self.H[idx]
         out = torch.empty((self.n, len(idx)), dtype=self.dtype, device=self.device)
         for s, e in self._chunks():
-            out[s:e] = (self.A[s:e] @ Ai.T) * (self.H[s:e] @ Hi.T)
+            out[s:e] = (self.A[s:e] @ Ai.T) * self._hh(self.H[s:e], Hi)
         return out
 
     def gram_block(self, idx_rows, idx_cols):
-        return (self.A[idx_rows] @ self.A[idx_cols].T) * (self.H[idx_rows] @ self.H[idx_cols].T)
+        return (self.A[idx_rows] @ self.A[idx_cols].T) * self._hh(self.H[idx_rows], self.H[idx_cols])
 
     def sqnorms(self):
-        return (self.A * self.A).sum(dim=1) * (self.H * self.H).sum(dim=1)
+        h2 = (self.H * self.H).sum(dim=1)
+        return (self.A * self.A).sum(dim=1) * (h2 + 1.0 if self.ones_column else h2)
 
     def dense(self):
-        return (self.A[:, :, None] * self.H[:, None, :]).reshape(self.n, -1)
+        H = self._ht(self.H)
+        return (self.A[:, :, None] * H[:, None, :]).reshape(self.n, -1)
 
     def take(self, idx):
         idx = torch.as_tensor(idx, device=self.device)
-        return FactoredOperator(self.A[idx], self.H[idx], chunk_size=self.chunk_size)
+        return FactoredOperator(self.A[idx], self.H[idx], chunk_size=self.chunk_size,
+                                ones_column=self.ones_column)
+
+    def row_blocks(self):
+        return [self.A, self.H]
 
     @property
     def project_cost(self):
@@ -293,7 +342,7 @@ def as_operator(embedding, *, device=None, dtype=torch.float32, chunk_size=DEFAU
         return FactoredOperator(
             _as_tensor(embedding.A, f"{name} factor A", device, dtype),
             _as_tensor(embedding.H, f"{name} factor H", device, dtype),
-            chunk_size=chunk_size,
+            chunk_size=chunk_size, ones_column=embedding.ones_column,
         )
     convert = getattr(embedding, "_as_operator", None)
     if isinstance(embedding, PoolOperator) and convert is not None:  # e.g. the sparse operator
@@ -350,9 +399,14 @@ def sketch(operator: PoolOperator, sketch_dim: int, *, generator: torch.Generato
         K, d = operator.space_shape
         om1 = torch.randn((K, sketch_dim), generator=generator, dtype=torch.float64).to(dev, dt)
         om2 = torch.randn((d, sketch_dim), generator=generator, dtype=torch.float64).to(dev, dt)
+        om1 = om1 * scale
         for s in range(0, operator.n, chunk):
             e = min(s + chunk, operator.n)
-            out[s:e] = (operator.A[s:e] @ om1) * (operator.H[s:e] @ om2) * scale
+            if operator.ones_column:  # [h, 1] @ om2 without forming [h, 1]
+                hs = torch.addmm(om2[-1], operator.H[s:e], om2[:-1])
+            else:
+                hs = operator.H[s:e] @ om2
+            out[s:e] = (operator.A[s:e] @ om1) * hs
     elif isinstance(operator, DenseOperator):
         m = operator.space_shape[0]
         om = torch.randn((m, sketch_dim), generator=generator, dtype=torch.float64).to(dev, dt)
@@ -394,7 +448,8 @@ class SolverResult:
 
 
 class SparseApproxProblem:
-    """Problem 2 of the paper: ``min f1(w) + f2(w)`` s.t. ``w >= 0, ||w||_0 = b``.
+    """Problem 2 of the paper: ``min f1(w) + f2(w)`` s.t. ``w >= 0, ||w||_0 = b``, over groups
+    of identical pool rows.
 
     Parameters
     ----------
@@ -412,6 +467,32 @@ class SparseApproxProblem:
     dtype : {"float32", "float64"} or torch.dtype, default="float32"
     chunk_size : int, default=32768
         Rows per chunk in products over the whole pool.
+    duplicates : {"group", "keep"}, default="group"
+        ``"group"`` (a departure from the paper, SPEC section 9): rows whose factors and
+        ``sigma`` agree (to about five significant digits, :mod:`sparse_query.duplicates`)
+        form one group; only the group's lowest pool index is a candidate and its
+        ``sigma^2`` counts once, while the pool mean ``v`` keeps every copy (the candidate
+        stands for ``c`` copies with weight ``c / n`` in ``v``). Labelling one copy fixes the
+        label of all of them, so the paper's ``-alpha sum_S sigma_j^2``, which credits every
+        copy separately, rewards spending labels on copies. A batch never holds two rows of
+        one group unless there are fewer than ``b`` groups; then it holds every group's
+        representative and further copies spread over the groups (with a ``UserWarning``).
+        ``"keep"`` is the paper's problem, every row a candidate. Operators that cannot
+        describe their rows (:meth:`PoolOperator.row_blocks` is None, e.g. a Dask pool) are
+        not grouped.
+
+    Attributes
+    ----------
+    n : int
+        Candidate rows the solvers choose from (``n_pool`` without copies).
+    n_pool : int
+        Rows of the pool.
+    candidates : Tensor of shape (n,) or None
+        Pool index of every candidate row (None: row ``j`` is pool index ``j``). Weight
+        vectors ``w`` of :meth:`f1`, :meth:`grad_f1` and friends live on the candidate rows;
+        the solvers return pool indices.
+    groups : DuplicateGroups or None
+        The groups of identical rows (None with ``duplicates="keep"``).
 
     Examples
     --------
@@ -426,9 +507,10 @@ class SparseApproxProblem:
     """
 
     def __init__(self, embedding, sigma, b, *, alpha=1.0, beta=1e-3, device="auto",
-                 dtype="float32", chunk_size=DEFAULT_CHUNK):
+                 dtype="float32", chunk_size=DEFAULT_CHUNK, duplicates="group"):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
+        check_option(duplicates, "duplicates", DUPLICATES)
         self.op = as_operator(embedding, device=self.device, dtype=self.dtype, chunk_size=chunk_size)
         n = self.op.n
         if n < 1:
@@ -442,16 +524,81 @@ class SparseApproxProblem:
         if bool((sig < 0).any()):
             j = int((sig < 0).nonzero()[0, 0])
             raise ValueError(f"sigma must be non-negative; sigma[{j}] = {float(sig[j]):g}.")
-        self.sigma = sig
         self.b = check_int(b, "b", min_val=1, max_val=n,
                            max_hint=f"It exceeds the pool size {n}; ask for at most {n}.")
         self.alpha = check_float(alpha, "alpha", min_val=0.0)
         self.beta = check_float(beta, "beta", min_val=0.0)
-        self.n = n
+        self.n_pool = n
+        self.groups = None
+        self.candidates = None
+        self._v_weights = None
+        blocks = self.op.row_blocks()
+        self._row_keys = None
+        if blocks is not None:
+            groups = group_duplicates(blocks, sig)
+            self._row_keys = groups.keys
+        if blocks is not None and duplicates == "group":
+            self.groups = groups
+            self._row_keys = groups.keys[groups.reps]
+            if self.groups.has_copies:
+                reps = self.groups.reps
+                self.candidates = reps
+                self.op = self.op.take(reps)
+                sig = sig[reps]
+                self._v_weights = self.groups.counts.to(self.dtype) / n
+        self.n = self.op.n
+        self.sigma = sig
         self.sigma2 = sig * sig
-        self.v = self.op.mean()
-        self.vv = float(self.op.inner(self.v, self.v))
+        self._v = None
+        self._vv = None
         self._c = None
+
+    @property
+    def stab_const(self) -> int:
+        """Pool rows that are not candidates: each has ``w = 0`` and adds ``beta`` to ``f1``."""
+        return self.n_pool - self.n
+
+    @property
+    def v(self) -> torch.Tensor:
+        """``(1/n_pool) sum_j e_j`` over the whole pool, copies included (one pass, cached)."""
+        if self._v is None:
+            if self._v_weights is None:
+                self._v = self.op.mean()
+            else:
+                self._v = self.op.combine(self._v_weights)
+        return self._v
+
+    @property
+    def vv(self) -> float:
+        if self._vv is None:
+            self._vv = float(self.op.inner(self.v, self.v))
+        return self._vv
+
+    def spread_rows(self, k: int, offset: int = 0):
+        """``k`` candidate rows chosen by a hash of their content (sorted), or None when the
+        operator cannot describe its rows: a batch drawn as if at random, without a seed, the
+        same whatever the order of the pool. IHT's second start (a batch whose mean tracks
+        ``v`` the way a random sample's does)."""
+        if self._row_keys is None:
+            return None
+        order = torch.sort(self._row_keys, stable=True).indices
+        pos = (torch.arange(k, device=order.device) + offset) % order.numel()
+        return torch.sort(order[pos]).values
+
+    def pool_indices(self, rows: torch.Tensor) -> torch.Tensor:
+        """The pool indices of candidate rows."""
+        return rows if self.candidates is None else self.candidates[rows]
+
+    def sketched(self, sketch_dim: int, *, generator: torch.Generator | None = None
+                 ) -> "SparseApproxProblem":
+        """The same problem (groups, ``b``, ``alpha``, ``beta``) on :func:`sketch` of the
+        candidate rows; ``v`` is the sketch of the pool mean (the sketch is linear)."""
+        import copy
+
+        out = copy.copy(self)
+        out.op = sketch(self.op, sketch_dim, generator=generator)
+        out._v = out._vv = out._c = None
+        return out
 
     # -- cached constants ----------------------------------------------------------------
     @property
@@ -477,7 +624,7 @@ class SparseApproxProblem:
         """``||v - Phi w||^2 + beta ||w - 1||^2`` (float64 accumulation); ``phi_w`` if known."""
         r = ((self.phi(w) if phi_w is None else phi_w) - self.v).double()
         d = (w.double() - 1.0)
-        return float((r * r).sum() + self.beta * (d * d).sum())
+        return float((r * r).sum() + self.beta * ((d * d).sum() + self.stab_const))
 
     def f2(self, w: torch.Tensor) -> float:
         """``-alpha sum_j 1(w_j > 0) sigma_j^2``."""

@@ -310,6 +310,19 @@ class SparseFactoredOperator(PoolOperator):
         q = max(1.0, self.H.nnz / max(1, self.n))
         return int(math.ceil(K + q))
 
+    def row_blocks(self):
+        """``[A, H]`` for :mod:`sparse_query.duplicates`: ``H`` behind a view whose rows,
+        gathered a chunk at a time, come back dense (only rows that already agree on ``A`` and
+        ``sigma`` are ever gathered)."""
+        return [self.A, _DenseRowView(self.H, self.A.device)]
+
+    def sketch_row_cost(self, sketch_dim: int) -> int:
+        """Multiply-adds per row of building the sketch: ``(K + q) m'`` for ``q`` non-zeros a
+        row, in scipy's loop (see :attr:`project_cost`)."""
+        K = self.space_shape[0]
+        q = max(1.0, self.H.nnz / max(1, self.n))
+        return int(math.ceil(_SCIPY_LOOP_FACTOR * q * sketch_dim + K * sketch_dim))
+
     # the Khatri-Rao sketch -------------------------------------------------------------------
     def _sketch(self, sketch_dim: int, generator, chunk: int) -> DenseOperator:
         """Hook of :func:`sparse_query.problem.sketch`: ``(A Omega1^T) * (H Omega2^T) / sqrt(m')``.
@@ -329,6 +342,18 @@ class SparseFactoredOperator(PoolOperator):
             hs = torch.from_numpy(np.ascontiguousarray(self.H[s:e] @ om2))
             out[s:e] = ((self._A[s:e] @ om1) * hs * scale).to(self.device)
         return DenseOperator(out, chunk_size=self.chunk_size)
+
+
+class _DenseRowView:
+    """Rows of a CSR matrix gathered as a dense float64 tensor: ``view[rows]``."""
+
+    def __init__(self, H: sp.csr_matrix, device):
+        self.H, self.device = H, device
+        self.shape = H.shape
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        i = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
+        return torch.from_numpy(self.H[i].toarray().astype(np.float64)).to(self.device)
 
 
 def factored_operator(A, H, *, chunk_size: int = DEFAULT_CHUNK) -> PoolOperator:

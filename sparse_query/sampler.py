@@ -6,6 +6,7 @@ into features, logits or posterior draws; an embedding turns those into ``e_j`` 
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
@@ -26,13 +27,13 @@ from ._utils import (
     torch_generator,
 )
 from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
-from .problem import DenseOperator, SparseApproxProblem, sketch
-from .problem_sparse import factored_operator
+from .problem import DenseOperator, FactoredOperator, SparseApproxProblem
+from .problem_sparse import SparseFactoredOperator, factored_operator
 from .solvers import PROX_RULES, greedy, proximal_iht
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
-SOLVERS = ("greedy", "iht")
+SOLVERS = ("auto", "greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
 AUTO_SKETCH_DIM = 256
@@ -55,9 +56,16 @@ class SparseApproxSampler(QueryStrategy):
 
     Parameters
     ----------
-    solver : {"greedy", "iht"}, default="greedy"
+    solver : {"auto", "greedy", "iht"}, default="auto"
         Greedy adds one point per step (cost O(n * m * b) or less); proximal IHT updates the
         whole batch per iteration (one pass over the pool per iteration, independent of b).
+        ``"auto"`` takes whichever costs fewer multiply-adds per pool row for this pool and
+        batch (with the sketch when ``sketch_dim="auto"`` finds that it pays): greedy's
+        ``b`` steps against IHT's 20-odd passes (:func:`_plan`). Small batches (``b`` up to
+        about ``2 (K + d)`` passes' worth -- every batch of the digits, MNIST and MNIST-1D
+        benchmarks) get greedy, large ones IHT, whose cost does not grow with ``b``; the
+        choice is in ``solver_``. A Dask pool resolves ``"auto"`` to IHT (greedy costs a
+        round trip per point there).
     alpha : float, default=0.1
         Weight of the variance (uncertainty) term; ``0`` is representation only. How it enters
         the objective depends on ``alpha_scale``. The default comes from the ablation in
@@ -108,9 +116,11 @@ class SparseApproxSampler(QueryStrategy):
         Replace the embedding by a random sketch of this dimension
         (:func:`~sparse_query.problem.sketch`): much
         faster solvers on large pools with wide gradient embeddings; ``None`` is exact.
-        ``"auto"`` sketches to 256 dimensions when the pool has more than 10,000 points and
-        the exact embedding has more than 1,024 dimensions, and stays exact otherwise (where a
-        sketch saves little). 256 is where the batch chosen on the sketch scores within noise of
+        ``"auto"`` sketches to 256 dimensions when the pool has more than 10,000 points, the
+        exact embedding has more than 1,024 dimensions *and* the sketch is cheaper than the
+        exact solve by an operation count (building it costs ``n (K + d) 256``: for IHT's
+        20-odd passes at K = 10 that is more than it saves, for greedy on large batches far
+        less; see ``_cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
         the exact batch on the exact problem (``benchmarks/results/scale.md``).
     batch_size : int, default=1024
         Pool rows per inference chunk.
@@ -145,6 +155,8 @@ class SparseApproxSampler(QueryStrategy):
         The last batch.
     sketch_dim_ : int or None
         The sketch dimension used by the last :meth:`query` (``sketch_dim="auto"`` resolved).
+    solver_ : str
+        The solver used by the last :meth:`query` (``solver="auto"`` resolved).
     alpha_effective_ : float
         The ``alpha`` given to Problem 2 by the last :meth:`query` (see ``alpha_scale``).
     weights_ : ndarray of shape (n_instances,)
@@ -167,6 +179,13 @@ class SparseApproxSampler(QueryStrategy):
     unfitted estimator (``NotFittedError``), and a model offering neither a last linear layer
     nor posterior draws (:class:`~sparse_query.adapters.EmbeddingNotSupportedError`).
 
+    Copies in the pool (rows whose factors and ``sigma`` agree to about five significant
+    digits, :mod:`sparse_query.duplicates`) are one candidate: a batch never holds two of
+    them while at least ``n_instances`` distinct rows exist, a departure from the paper's
+    objective, which credits every copy's uncertainty separately (README, "Where we differ
+    from the paper"). With fewer distinct rows the batch takes all of them plus copies and
+    warns. Dask pools are not grouped.
+
     A model that knows a single class (trained on a labeled set with one class) has all-zero
     embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch
     seeded by ``random_state``, so an active-learning loop can continue until a second class
@@ -187,12 +206,12 @@ class SparseApproxSampler(QueryStrategy):
 
     _kept_attributes = QueryStrategy._kept_attributes + (
         "embedding_kind_", "temperature_", "temperature_source_", "temperature_refit_",
-        "sketch_dim_",
+        "solver_", "sketch_dim_",
         "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
         "result_", "embedding_time_", "solve_time_",
     )
 
-    def __init__(self, solver: str = "greedy", *, alpha: float = 0.1, alpha_scale: str = "pool",
+    def __init__(self, solver: str = "auto", *, alpha: float = 0.1, alpha_scale: str = "pool",
                  beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
                  embedding: str = "auto", temperature=0.01,
@@ -343,9 +362,15 @@ class SparseApproxSampler(QueryStrategy):
             else:
                 T, source = self._temperature(est, classifier, X_labeled, y_labeled)
                 self.temperature_, self.temperature_source_ = float(T), source
-                emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
-                self._operator = factored_operator(emb.a, emb.h)  # sparse H stays sparse
-                self._embedding_dim = emb.a.shape[1] * emb.h.shape[1]
+                # the bias column of h~ = [h, 1] stays implicit for dense features: no
+                # n x (d + 1) copy of H; sparse features stay sparse (problem_sparse)
+                emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias,
+                                         _implicit_bias=True)
+                if emb.ones_column:
+                    self._operator = FactoredOperator(emb.a, emb.h, ones_column=True)
+                else:
+                    self._operator = factored_operator(emb.a, emb.h)
+                self._embedding_dim = emb.dim
                 self._sigma = emb.sigma
         else:
             probs = adapters.posterior_probas(
@@ -380,22 +405,23 @@ class SparseApproxSampler(QueryStrategy):
             self.objective_, self.n_iter_, self.converged_, self.history_ = np.nan, 0, True, []
             self.solve_time_ = time.perf_counter() - t0
             return idx, None
-        self.sketch_dim_ = self._resolve_sketch_dim()
+        self.solver_, self.sketch_dim_ = self._plan(n_instances)
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
         self.alpha_effective_ = alpha
         if self._dask is not None:
             return self._query_dask(n_instances, alpha, t0)
-        operator = self._operator
-        if self.sketch_dim_ is not None:
-            gen = torch_generator(self.random_state, "cpu")
-            operator = sketch(operator, self.sketch_dim_, generator=gen)
+        # copies of one point are grouped on the exact embedding (before any sketch), so a
+        # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")
         problem = SparseApproxProblem(
-            operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
+            self._operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
             device=self._device, dtype=self._dtype,
         )
-        if self.solver == "greedy":
+        if self.sketch_dim_ is not None:
+            gen = torch_generator(self.random_state, "cpu")
+            problem = problem.sketched(self.sketch_dim_, generator=gen)
+        if self.solver_ == "greedy":
             res = greedy(problem, tau=self.tau)
         else:
             res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
@@ -408,24 +434,34 @@ class SparseApproxSampler(QueryStrategy):
         self.history_ = res.history
         self.solve_time_ = time.perf_counter() - t0
         if self._verbose:
-            print(f"[SparseApproxSampler] {self.solver} picked {n_instances} of {self.n_pool_} in "
+            print(f"[SparseApproxSampler] {self.solver_} picked {n_instances} of {self.n_pool_} in "
                   f"{self.solve_time_:.2f}s ({res.n_iter} iterations)")
         return res.indices, res.weights
 
 
-    def _resolve_sketch_dim(self):
-        if not (isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"):
-            return self.sketch_dim
-        if self.n_pool_ > AUTO_SKETCH_MIN_POOL and self._embedding_dim > AUTO_SKETCH_MIN_DIM:
-            return AUTO_SKETCH_DIM
-        return None
+    def _plan(self, n_instances):
+        """``(solver, sketch_dim)`` for this query: ``"auto"`` values resolved by cost."""
+        auto_sketch = isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"
+        may_sketch = (self.n_pool_ > AUTO_SKETCH_MIN_POOL
+                      and self._embedding_dim > AUTO_SKETCH_MIN_DIM)
+        if self._dask is not None:
+            solver = "iht" if self.solver == "auto" else self.solver
+            sk = (AUTO_SKETCH_DIM if may_sketch else None) if auto_sketch else self.sketch_dim
+            return solver, sk
+        sketches = [AUTO_SKETCH_DIM, None] if (auto_sketch and may_sketch) else (
+            [None] if auto_sketch else [self.sketch_dim])
+        solvers = ["greedy", "iht"] if self.solver == "auto" else [self.solver]
+        options = [(_cost(self._operator, sv, n_instances, sk), i, sv, sk)
+                   for i, (sv, sk) in enumerate((sv, sk) for sv in solvers for sk in sketches)]
+        _, _, solver, sk = min(options)
+        return solver, sk
 
     def _query_dask(self, n_instances, alpha, t0):
         from .distributed import query_dask
 
         est, X_pool = self._dask
         idx, info = query_dask(
-            est, X_pool, n_instances, solver=self.solver, alpha=alpha, beta=self.beta,
+            est, X_pool, n_instances, solver=self.solver_, alpha=alpha, beta=self.beta,
             max_iter=self.max_iter, tol=self.tol, patience=self.patience,
             temperature=self.temperature_,
             sketch_dim=self.sketch_dim_, random_state=self.random_state, dtype=self.dtype,
@@ -495,6 +531,38 @@ def _store_temperature(est, key, value):
             _TEMPERATURES[est] = (key, value)
         except TypeError:  # not weak-referenceable: no cache
             pass
+
+
+#: Passes over the pool that proximal IHT's two runs typically take (gradient, dense line
+#: search and escape per iteration, a handful of iterations each; 15-25 measured on the
+#: acquisition-time pools of BENCHMARKS.md).
+IHT_PASSES = 20
+#: greedy's default ``max_cache_bytes``: the Gram-column cache it may keep
+GREEDY_CACHE_BYTES = 2**30
+
+
+def _cost(operator, solver, b, sketch_dim):
+    """Multiply-adds per pool row of a solve, to choose the solver and the sketch by.
+
+    Building a sketch reads every row once against a ``(K + d) x m'`` (factored) or
+    ``m x m'`` (dense) matrix; afterwards a pass costs ``m'``. Exactly, a pass costs the
+    operator's ``project_cost`` and a greedy step its ``column_cost`` plus the cached-column
+    product (``|S|`` per row, ``b / 2`` on average) when the cache fits, whichever of the two
+    greedy itself would use. IHT is charged :data:`IHT_PASSES` passes, greedy ``b`` steps.
+    """
+    if sketch_dim is None:
+        if solver == "iht":
+            return IHT_PASSES * operator.project_cost
+        gram_fits = operator.n * b * torch.finfo(operator.dtype).bits // 8 <= GREEDY_CACHE_BYTES
+        step = operator.column_cost + b / 2 if gram_fits else math.inf
+        return b * min(operator.project_cost, step)
+    if isinstance(operator, FactoredOperator):
+        build = (operator.space_shape[0] + operator.space_shape[1]) * sketch_dim
+    elif hasattr(operator, "sketch_row_cost"):  # e.g. a sparse H: (K + nnz per row) m'
+        build = operator.sketch_row_cost(sketch_dim)
+    else:
+        build = operator.project_cost * sketch_dim
+    return build + (IHT_PASSES if solver == "iht" else b) * sketch_dim
 
 
 #: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.

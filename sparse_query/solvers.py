@@ -11,6 +11,7 @@ in the paper's appendix E is available as ``prox="paper"`` for reproduction only
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from .problem import SparseApproxProblem, SolverResult
 __all__ = ["greedy", "proximal_iht", "hard_threshold_prox", "topk_lowest_index", "PoolVectors"]
 
 PROX_RULES = ("exact", "paper")
+IHT_INITS = ("both", "zero", "spread")
+POLISH_STEPS = 50
+SPREAD_TRIES = 4
 
 
 def topk_lowest_index(score: torch.Tensor, k: int, *, largest: bool = True,
@@ -87,7 +91,7 @@ def hard_threshold_prox(s, sigma, alpha: float, b: int, *, rule: str = "exact"):
 
 
 def _result(problem, w, selected, n_iter, converged, history):
-    sel = selected.detach().cpu().numpy().astype(np.int64)
+    sel = problem.pool_indices(selected).detach().cpu().numpy().astype(np.int64)
     weights = w[selected].detach().cpu().double().numpy()
     return SolverResult(
         indices=sel,
@@ -97,6 +101,28 @@ def _result(problem, w, selected, n_iter, converged, history):
         converged=bool(converged),
         history=history,
     )
+
+
+def _every_group(problem) -> SolverResult:
+    """Fewer groups of identical rows than ``b``: every group's representative (weights 1,
+    one de-bias step, clipped) and further copies, spread over the groups, with weight 0."""
+    warnings.warn(
+        f"The pool holds only {problem.n} distinct rows (groups of identical embeddings) for a "
+        f"batch of {problem.b}: the batch takes every one of them and {problem.b - problem.n} "
+        "further copies, whose labels add nothing new. Ask for at most "
+        f"{problem.n} points to label distinct ones only.",
+        UserWarning, stacklevel=3,
+    )
+    rows = torch.arange(problem.n, device=problem.device)
+    w = torch.ones(problem.n, dtype=problem.dtype, device=problem.device)
+    w = problem.debias(w, rows).clamp(min=0.0)
+    idx = problem.groups.fill(rows, problem.b)
+    weights = torch.zeros(problem.b, dtype=torch.float64)
+    weights[: problem.n] = w.detach().cpu().double()
+    obj = problem.batch_objective(w, rows)
+    return SolverResult(indices=idx.detach().cpu().numpy().astype(np.int64),
+                        weights=weights.numpy(), objective=obj, n_iter=0, converged=True,
+                        history=[obj])
 
 
 def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: int = 2**30,
@@ -130,6 +156,8 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         raise TypeError(f"problem must be a SparseApproxProblem; got {type(problem).__name__}.")
     tau = check_float(tau, "tau", min_val=0.0, min_inclusive=False)
     max_cache_bytes = check_int(max_cache_bytes, "max_cache_bytes", min_val=0)
+    if problem.n < problem.b:
+        return _every_group(problem)
     op, n, b = problem.op, problem.n, problem.b
     alpha, beta = problem.alpha, problem.beta
     dev, dt = problem.device, problem.dtype
@@ -148,18 +176,23 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
     if mode == "gram":
         # Phi^T Phi restricted to the selection, and its columns over the whole pool
         G = torch.zeros((b, b), dtype=dt, device=dev)
-        cols = torch.empty((n, b), dtype=dt, device=dev)
+        cols = torch.empty((b, n), dtype=dt, device=dev)  # row k: column k of Phi^T Phi
     else:
         # the residual r = Phi w - v lives in the embedding space: support work is O(|S| m)
         r = -problem.v.clone()
+    # off the support the score tau * grad f1(w)_j - alpha sigma_j^2 is an affine function of
+    # Phi^T Phi w (gram) or Phi^T r (residual) -- grad f1(w)_j = 2 (Phi^T Phi w - c)_j - 2 beta
+    # where w_j = 0 -- so each step costs one fused pass; the support is masked anyway
     neg_alpha_sig2 = -alpha * problem.sigma2
+    base = neg_alpha_sig2 - 2.0 * tau * beta
+    if mode == "gram":
+        base = base - 2.0 * tau * c
     sig2_sum = 0.0
-    grad = -2.0 * c - 2.0 * beta  # grad f1 at w = 0
+    score = -2.0 * tau * c + base if mode == "residual" else base.clone()  # at w = 0
     w_s = torch.zeros(0, dtype=dt, device=dev)
     history = []
     for k in range(b):
-        score = tau * grad + neg_alpha_sig2
-        score = score.masked_fill(in_s, math.inf)
+        score[selected[:k]] = math.inf
         j = int(torch.argmin(score))  # first minimum: ties go to the lower index
         selected[k] = j
         in_s[j] = True
@@ -167,8 +200,8 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         w_s = torch.cat([w_s, torch.zeros(1, dtype=dt, device=dev)])
         sig2_sum += float(problem.sigma2[j])
         if mode == "gram":
-            cols[:, k] = op.gram_columns(selected[k : k + 1])[:, 0] / b2
-            g_new = cols[S, k]
+            torch.mul(op.gram_columns(selected[k : k + 1])[:, 0], 1.0 / b2, out=cols[k])
+            g_new = cols[k, S]
             G[k, : k + 1] = g_new
             G[: k + 1, k] = g_new
             Gs = G[: k + 1, : k + 1]
@@ -210,20 +243,19 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         else:
             r = op.combine_rows(S, w_s) / b - problem.v
             bias = float(op.inner(r, r))
-        stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1)
+        stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1) + problem.stab_const
         history.append(bias + beta * stab - alpha * sig2_sum)
         if k + 1 < b:
-            if mode == "gram":
-                q_all = cols[:, : k + 1] @ w_s
-            else:
-                q_all = op.project(r) / b + c
-            grad = 2.0 * (q_all - c) + 2.0 * beta * (w - 1.0)
+            if mode == "gram":  # base + 2 tau Phi^T Phi w
+                score = torch.addmv(base, cols[: k + 1].T, w_s, alpha=2.0 * tau)
+            else:  # base + (2 tau / b) Phi^T r
+                score = torch.add(base, op.project(r), alpha=2.0 * tau / b)
     return _result(problem, w, selected, b, True, history)
 
 
 def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: float = 1e-4,
                  patience: int | None = 10, prox: str = "exact",
-                 max_halvings: int = 20, _pool=None) -> SolverResult:
+                 max_halvings: int = 20, init: str = "both", _pool=None) -> SolverResult:
     """Algorithm 2 of the paper, proximal IHT with momentum, made monotone.
 
     Each iteration: ``u = grad f1(z)``; ``s = z - mu u``; ``w = prox(s)`` (keeps ``b``
@@ -252,6 +284,19 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
       lower objective.
     * **Ties.** The prox sends coordinates tied on its score to the largest ``s_j`` (then
       the lower index), so the batch does not depend on the order of the pool.
+    * **Two starts** (``init="both"``). From ``w = 0`` (the paper's start) the first step
+      keeps the ``b`` points most correlated with ``v``, and later steps rarely change that
+      batch: the prox charges ``1/2 w_j^2`` for dropping a chosen point, and with weights
+      held near 1 by the stabiliser that charge dwarfs ``1/2 s_j^2 = 1/2 (mu u_j)^2`` of
+      any point outside (for which ``s_j`` is a gradient step), so only the weights move.
+      On bias-dominated problems that correlation-chosen batch scored worse than a random
+      one (11 of the 27 problems of ``benchmarks/bench_iht.py``). The second run starts
+      from the best (after one de-bias step) of 4 batches drawn by a hash of the rows'
+      content -- as good as random, without a seed, the same for any order of the pool --
+      whose mean tracks ``v`` the way a random sample's does. The lower objective is
+      returned. Operators that cannot describe their rows (Dask) have the zero start only.
+    * **Polish.** The returned batch's weights get further de-bias steps while they lower
+      the objective (at most 50, O(b m) each, no pass over the pool).
 
     Parameters
     ----------
@@ -267,12 +312,16 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
         How often a rejected step is halved before the iterate counts as a fixed point, and
         the range of the escape's step lengths. Each try costs a ``topk`` over the pool and
         O(b m), no pass over the embedding.
+    init : {"both", "zero", "spread"}, default="both"
+        ``"zero"``: the paper's start ``w = 0``; ``"spread"``: the hashed batch; ``"both"``:
+        both runs, the lower objective wins (about twice the work of one run).
 
     Returns
     -------
     SolverResult
         ``indices`` sorted ascending; ``history`` holds the (non-increasing) batch objective
-        of every accepted iterate.
+        of every accepted iterate of the returned run (the spread start is its first
+        iterate) and ``n_iter`` counts that run's iterations.
     """
     if not isinstance(problem, SparseApproxProblem):
         raise TypeError(f"problem must be a SparseApproxProblem; got {type(problem).__name__}.")
@@ -282,18 +331,75 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
         patience = check_int(patience, "patience", min_val=1)
     check_option(prox, "prox", PROX_RULES)
     max_halvings = check_int(max_halvings, "max_halvings", min_val=0)
+    check_option(init, "init", IHT_INITS)
+    if problem.n < problem.b:
+        return _every_group(problem)
     pool = _pool if _pool is not None else PoolVectors(problem)
     ctx = _Iht(problem, pool, prox, max_halvings)
+    runs = []
+    if init in ("zero", "both"):
+        runs.append(_iht_run(ctx, None, max_iter, tol, patience))
+    spread = _best_spread(ctx) if init in ("spread", "both") else None
+    if spread is not None:
+        runs.append(_iht_run(ctx, spread, max_iter, tol, patience))
+    elif init == "spread":
+        raise ValueError(
+            f"init='spread' needs an operator that describes its rows (row_blocks); "
+            f"{type(problem.op).__name__} does not. Use init='zero'."
+        )
+    # the lower objective wins; a tie goes to the first run (the paper's start)
+    w, history, n_iter, converged = min(runs, key=lambda r: r[1][-1])
+    return SolverResult(
+        indices=problem.pool_indices(w[0]).detach().cpu().numpy().astype(np.int64),
+        weights=w[1].detach().cpu().double().numpy(),
+        objective=ctx.objective(w[0], w[1], ctx.phi(*w)),
+        n_iter=int(n_iter),
+        converged=bool(converged),
+        history=history,
+    )
+
+
+def _best_spread(ctx, tries=SPREAD_TRIES):
+    """The best (after one de-bias step) of ``tries`` batches drawn by content hash, or None.
+
+    Each try costs O(b m); they cover the pool in disjoint windows of the hash order while
+    ``tries * b <= n``."""
+    p = ctx.p
+    best, best_obj = None, math.inf
+    step = max(p.b, p.n // tries)
+    for k in range(tries):
+        rows = p.spread_rows(p.b, offset=k * step)
+        if rows is None:
+            return None
+        val = torch.ones(rows.numel(), dtype=p.dtype, device=p.device)
+        val = p.debias_rows(rows, val, ctx.phi(rows, val)).clamp(min=0.0)
+        obj = ctx.objective(rows, val, ctx.phi(rows, val))
+        if obj < best_obj:
+            best, best_obj = rows, obj
+    return best
+
+
+def _iht_run(ctx, start, max_iter, tol, patience):
+    """One monotone proximal-IHT run from ``w = 0`` (``start=None``) or from weights 1 on the
+    rows ``start``, de-biased: ``(w, history, n_iter, converged)``."""
+    problem = ctx.p
     empty = torch.zeros(0, dtype=torch.long, device=problem.device)
     w = (empty, torch.zeros(0, dtype=problem.dtype, device=problem.device))
     phi_w = torch.zeros_like(problem.v)
-    z, phi_z, momentum = w, phi_w, False
     sel, obj = None, math.inf
     history = []
+    if start is not None:
+        val = torch.ones(start.numel(), dtype=problem.dtype, device=problem.device)
+        val = problem.debias_rows(start, val, ctx.phi(start, val)).clamp(min=0.0)
+        w = (start, val)
+        phi_w = ctx.phi(*w)
+        sel, obj = start, ctx.objective(start, val, phi_w)
+        history.append(obj)  # the start is the run's first iterate
+    z, phi_z, momentum = w, phi_w, False
     converged = False
-    n_iter = 0
+    n_iter = len(history)
     stable = 0
-    for t in range(1, max_iter + 1):
+    for t in range(n_iter + 1, max_iter + 1):
         n_iter = t
         step = ctx.step(z, phi_z, obj, sel, momentum)
         if step is None and momentum:  # the momentum step failed: restart from w
@@ -324,14 +430,27 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
         z, phi_z = (_axpy(*w, *d, -tau), phi_w - tau * phi_d) if momentum else (w, phi_w)
         stable = stable + 1 if sel is not None and torch.equal(new_sel, sel) else 0
         sel = new_sel
-    return SolverResult(
-        indices=w[0].detach().cpu().numpy().astype(np.int64),
-        weights=w[1].detach().cpu().double().numpy(),
-        objective=ctx.objective(w[0], w[1], ctx.phi(*w)),
-        n_iter=int(n_iter),
-        converged=bool(converged),
-        history=history,
-    )
+    if w[0].numel():
+        w, obj = _polish(ctx, w, obj)
+        if obj < history[-1]:
+            history[-1] = obj  # the last iterate's weights, polished on its batch
+    return w, history, n_iter, converged
+
+
+def _polish(ctx, w, obj, max_steps=POLISH_STEPS, rtol=1e-7):
+    """Repeat the de-bias step (exact line search along the in-support gradient, clipped) on
+    the final batch while it lowers the objective: the batch is fixed, only its weights
+    move, at O(b m) per step and no pass over the pool."""
+    idx, val = w
+    phi = ctx.phi(idx, val)
+    for _ in range(max_steps):
+        new = ctx.p.debias_rows(idx, val, phi).clamp(min=0.0)
+        phi_new = ctx.phi(idx, new)
+        new_obj = ctx.objective(idx, new, phi_new)
+        if not new_obj < obj - rtol * abs(obj):
+            break
+        val, phi, obj = new, phi_new, new_obj
+    return (idx, val), obj
 
 
 def _axpy(a_idx, a_val, b_idx, b_val, coef):
@@ -414,7 +533,7 @@ class _Iht:
         p = self.p
         r = (phi - p.v).double()
         dw = val.double() - 1.0
-        stab = float((dw * dw).sum()) + (p.n - idx.numel())
+        stab = float((dw * dw).sum()) + (p.n - idx.numel()) + p.stab_const
         sig2 = float(self.pool.sigma2(idx).double().sum())
         return float((r * r).sum()) + p.beta * stab - p.alpha * sig2
 

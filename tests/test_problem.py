@@ -101,7 +101,8 @@ def test_line_search_of_zero_direction_is_zero():
     p = SparseApproxProblem((A, H), sigma, 4, alpha=1.0, beta=0.0, device="cpu", dtype="float64")
     assert p.line_search(torch.zeros(12, dtype=torch.float64), torch.ones(12, dtype=torch.float64)) == 0.0
     # all-zero embedding and beta = 0: denominator 0 for every direction
-    z = SparseApproxProblem(np.zeros((5, 2)), np.zeros(5), 2, beta=0.0, device="cpu")
+    z = SparseApproxProblem(np.zeros((5, 2)), np.zeros(5), 2, beta=0.0, device="cpu",
+                            duplicates="keep")  # the paper's problem: five candidate rows
     assert z.line_search(torch.ones(5), torch.zeros(5)) == 0.0
 
 

@@ -110,17 +110,32 @@ def test_temperature_auto_uses_the_learners_labels(digits):
     assert s3.temperature_source_ == "validation"
 
 
-def test_sketch_dim_auto_resolves_by_pool_and_embedding_size(digits, logreg):
+def test_sketch_dim_and_solver_auto_resolve_by_cost(digits, logreg):
+    import torch
+
+    from sparse_query.problem import FactoredOperator
+
     _, _, Xp, _ = digits
     s = SparseApproxSampler(device="cpu").fit(Xp, logreg)
     s.query(5)
     assert s.sketch_dim == "auto" and s.sketch_dim_ is None  # 600 points: exact
+    assert s.solver == "auto" and s.solver_ == "greedy"
     s.n_pool_ = 20_000  # pretend the pool is large: the 10 x 65 = 650-dim embedding stays exact
-    assert s._resolve_sketch_dim() is None
-    s._embedding_dim = 5130  # K = 10, d = 512: sketched
-    assert s._resolve_sketch_dim() == 256
+    assert s._plan(5) == ("greedy", None)
+    assert s._plan(400) == ("iht", None)  # 400 greedy steps cost more than IHT's passes
+    # K = 10, d = 512: exact IHT (20 passes of 5,643) is cheaper than building a sketch
+    # (523 x 256 per row); greedy at b = 1,000 is cheaper on the sketch
+    s._operator = FactoredOperator(torch.zeros(20_000, 10), torch.zeros(20_000, 512),
+                                   ones_column=True)
+    s._embedding_dim = 5130
+    assert s._plan(100) == ("greedy", None)
+    assert s._plan(1000) == ("iht", None)
+    s.set_params(solver="greedy")
+    assert s._plan(100) == ("greedy", None) and s._plan(1000) == ("greedy", 256)
     s.set_params(sketch_dim=64)
-    assert s._resolve_sketch_dim() == 64
+    assert s._plan(1000) == ("greedy", 64)
+    s.set_params(sketch_dim=None, solver="iht")
+    assert s._plan(1000) == ("iht", None)
 
 
 def test_temperature_limits_change_the_batch(digits, logreg):
@@ -326,7 +341,7 @@ def test_single_class_labeled_set_warns_and_returns_a_batch(digits):
 
 
 BAD_PARAMS = [
-    ({"solver": "adam"}, ValueError, r"solver='adam' is not one of \['greedy', 'iht'\]"),
+    ({"solver": "adam"}, ValueError, r"solver='adam' is not one of \['auto', 'greedy', 'iht'\]"),
     ({"alpha": -1.0}, ValueError, r"alpha=-1.0 must be >= 0"),
     ({"alpha": "big"}, TypeError, r"alpha must be a real number"),
     ({"alpha_scale": "log"}, ValueError, r"alpha_scale='log' is not one of \['none', 'pool'\]"),

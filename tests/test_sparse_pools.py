@@ -354,3 +354,29 @@ def test_sparse_pool_on_cuda_same_batch_as_cpu(fitted, name):
     op = factored_operator(emb.a.cuda(), emb.h)
     assert op.project(op.combine(torch.ones(pool.shape[0], dtype=emb.a.dtype,
                                             device="cuda"))).device.type == "cuda"
+
+
+@pytest.mark.parametrize("solver", ["greedy", "iht"])
+def test_copies_in_a_sparse_pool_are_grouped(solver):
+    """Re-crawled documents: a TF-IDF pool with planted copies never spends two labels on one
+    document, and groups exactly as its densified copy does."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from sparse_query import SparseApproxSampler
+    from sparse_query.benchmark.text import make_topic_corpus
+
+    docs, y = make_topic_corpus(400, vocab_size=3000, n_classes=4, random_state=1)
+    docs = np.asarray(docs, dtype=object)
+    pipe = Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression(max_iter=500))])
+    pipe.fit(docs[:120], y[:120])
+    pool = np.concatenate([np.repeat(docs[120:130], 30), docs[130:]])   # 10 docs x 30 copies
+    sampler = SparseApproxSampler(solver=solver, random_state=0, device="cpu")
+    idx = sampler.fit_query(pool, pipe, 20)
+    assert len(set(pool[idx].tolist())) == 20
+    X = pipe[0].transform(pool)
+    assert sp.issparse(X)
+    dense = SparseApproxSampler(solver=solver, random_state=0, device="cpu").fit_query(
+        X.toarray(), pipe[-1], 20)
+    np.testing.assert_array_equal(np.sort(idx), np.sort(dense))

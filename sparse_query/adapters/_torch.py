@@ -385,13 +385,41 @@ def _torch_last_layer(module, default_device, X, transforms, *, batch_size, devi
                     )
                 feats.append(h.detach().to("cpu"))
                 logits.append(_two_columns(z.detach()).to("cpu"))
-    features = torch.cat(feats)
+    features = _join_rows(feats)
     z = torch.cat(logits)
     if net is not None and _predict_proba_overridden(net):
         _check_overridden_predict_proba(net, X, n, z, batch_size, transforms)
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
     return LastLayer(features=features, logits=z, bias=_layer_has_bias(layer0), classes=classes)
+
+
+def _join_rows(parts):
+    """``torch.cat(parts)``, or a view when the parts already lie back to back in one block of
+    memory -- the features of a linear head on the pool itself are the pool's own rows, and
+    copying them would double the memory of a large pool. The view aliases the pool, which is
+    read, never written."""
+    first = parts[0]
+    if first.device.type == "cpu" and all(p.is_contiguous() and p.dtype == first.dtype
+                                           for p in parts):
+        try:
+            base = first.untyped_storage().data_ptr()
+            same = all(p.untyped_storage().data_ptr() == base for p in parts)
+        except RuntimeError:  # tensors without a plain storage
+            same = False
+        if same:
+            size = first.element_size()
+            ptr = first.data_ptr()
+            for p in parts:
+                if p.data_ptr() != ptr or p.shape[1:] != first.shape[1:]:
+                    same = False
+                    break
+                ptr += p.numel() * size
+        if same:
+            rows = sum(p.shape[0] for p in parts)
+            return first.new_empty(0).set_(first.untyped_storage(), first.storage_offset(),
+                                           (rows,) + tuple(first.shape[1:]))
+    return torch.cat(parts)
 
 
 class _DrawHooks:

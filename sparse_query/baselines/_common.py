@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .._base import QueryStrategy
-from .._utils import check_int, numpy_rng, resolve_device, torch_generator
+from .._utils import all_finite, check_int, numpy_rng, resolve_device, torch_generator
 
 __all__: list[str] = []
 
@@ -39,7 +39,7 @@ def _to_tensor(x, name: str, *, ndim: int, device=None, dtype=None) -> torch.Ten
         t = t.to(dtype)
     if device is not None:
         t = t.to(device)
-    if t.numel() and not bool(torch.isfinite(t).all()):
+    if t.numel() and not all_finite(t):
         raise ValueError(f"{name} contains NaN or infinity; pass finite values.")
     return t
 

@@ -57,12 +57,21 @@ def _kcenter_greedy(x, n_instances: int, labeled, first: int | None) -> Selectio
         scores.append(torch.inf)  # no centre to measure against yet
         available[first] = False
         min_d = _sqdist(x, x_sq, x[first:first + 1], x_sq[first:first + 1])[:, 0]
+    # chosen points sit at -inf, so the argmax never returns them and no mask is needed
+    min_d = min_d.masked_fill(~available, -torch.inf)
+    tol_factor = 64 * torch.finfo(x.dtype).eps
+    s = torch.empty_like(x_sq)
+    dist = torch.empty_like(x_sq)
     while len(chosen) < n_instances:
-        i = int(torch.argmax(min_d.masked_fill(~available, -torch.inf)))
+        i = int(torch.argmax(min_d))
         chosen.append(i)
         scores.append(float(min_d[i].sqrt()))
-        available[i] = False
-        min_d = torch.minimum(min_d, _sqdist(x, x_sq, x[i:i + 1], x_sq[i:i + 1])[:, 0])
+        # the update of _sqdist for one centre, fused and in place (5 passes over n)
+        torch.add(x_sq, x_sq[i], out=s)
+        torch.addmv(s, x, x[i], alpha=-2.0, out=dist)
+        dist.masked_fill_(dist <= tol_factor * s, 0.0)
+        torch.minimum(min_d, dist, out=min_d)
+        min_d[i] = -torch.inf
     return SelectionResult(
         torch.tensor(chosen, dtype=torch.long, device=x.device),
         torch.tensor(scores, dtype=x.dtype, device=x.device),

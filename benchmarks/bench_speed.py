@@ -1,0 +1,276 @@
+"""Issue 15, speed: the sampler's defaults against BADGE and k-center, through ``fit_query``.
+
+Every method gets the same pool -- Gaussian-mixture features (d = 128 or 512, K = 10) behind a
+fixed ``nn.Linear`` head (``bench_al.make_pool``) -- and is timed through the full
+``fit_query`` (inference, embedding, selection), side by side in one process, 1 torch thread
+(``--threads``), medians of ``--repeats`` calls (one call when the first exceeds
+``--single-above`` s). Peak memory is the RSS increment over the inputs during a call
+(``bench_solvers._PeakRSS``). The load average is recorded per row: the development machine
+is 2 cores shared with other jobs, so read times as ratios between rows of one run.
+
+Parts:
+
+``acq``
+    The acquisition-time table: n in ``--pools``, b in ``--batches``, methods ``--methods``
+    (default: the sampler's default configuration, IHT at its defaults, BADGE, k-center),
+    with the ratio to BADGE at the same (n, b).
+``large``
+    One large pool (``--n``, ``--d``), b = ``--b``, ``SparseApproxSampler(solver="iht")`` and
+    the default sampler at their defaults: seconds in fit and in the solve, iterations, sketch,
+    peak extra memory.
+
+    python benchmarks/bench_speed.py acq --pools 10000 100000 --batches 100 1000 5000
+    python benchmarks/bench_speed.py large --n 1000000 --d 512 --b 1000
+
+Writes ``benchmarks/results/speed_<part>.json`` and prints one line per row. ``--device cuda``
+runs every method on the GPU (``bench_speed_gpu.sh`` runs the table there).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_al import make_pool  # noqa: E402
+from bench_solvers import _PeakRSS  # noqa: E402
+
+OUT = Path(__file__).parent / "results"
+
+
+def _factory(name, device):
+    import sparse_query as sq
+
+    if name == "default":
+        return lambda seed: sq.SparseApproxSampler(device=device, random_state=seed)
+    if name == "iht":
+        return lambda seed: sq.SparseApproxSampler(solver="iht", device=device, random_state=seed)
+    if name == "greedy-exact":
+        return lambda seed: sq.SparseApproxSampler(solver="greedy", sketch_dim=None,
+                                                   device=device, random_state=seed)
+    if name == "badge":
+        return lambda seed: sq.BADGE(device=device, random_state=seed)
+    if name == "kcenter":
+        return lambda seed: sq.KCenterGreedy(device=device, random_state=seed)
+    raise ValueError(f"unknown method {name!r}")
+
+
+def _time(make, X, model, b, X_lab, y_lab, repeats, single_above):
+    times, info = [], {}
+    for r in range(repeats):
+        gc.collect()
+        s = make(r)
+        with _PeakRSS() as mem:
+            base = mem.peak
+            t0 = time.perf_counter()
+            s.fit_query(X, model, b, X_labeled=X_lab, y_labeled=y_lab)
+            times.append(time.perf_counter() - t0)
+        info = {"peak_mb": (mem.peak - base) / 2**20}
+        for k in ("embedding_time_", "solve_time_", "n_iter_", "sketch_dim_", "solver_"):
+            if hasattr(s, k):
+                info[k.rstrip("_")] = getattr(s, k)
+        del s
+        if r == 0 and times[0] > single_above:
+            break
+    return statistics.median(times), len(times), info
+
+
+def _features(n, d, seed, chunk=65536):
+    """``bench_al.make_pool``'s Gaussian mixture, drawn in float32 chunks (no n x d float64
+    temporary: 1M x 512 would need 4 GB for it)."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(0).normal(size=(10, d)).astype(np.float32)
+    X = np.empty((n, d), dtype=np.float32)
+    y = rng.integers(0, 10, size=n)
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        X[s:e] = centres[y[s:e]] + 1.5 * rng.standard_normal((e - s, d), dtype=np.float32)
+    return X, y
+
+
+def _sklearn_pool(n, d):
+    """The issue's third pool: ``d`` raw features behind a ``LogisticRegression``."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _features(n, d, seed=0)
+    Xl, yl = _features(2000, d, seed=1)
+    model = LogisticRegression(max_iter=300).fit(Xl, yl)
+    return X, model, Xl[:100], yl[:100]
+
+
+def _pool(n, d, device):
+    _, _, model = make_pool(10, d, seed=0)  # the fixed head (same centres, seed 0)
+    X, _ = _features(n, d, seed=0)
+    Xl, yl = _features(100, d, seed=1)  # labeled set for k-center
+    X, Xl = torch.from_numpy(X), torch.from_numpy(Xl)
+    model = model.to(device)
+    return X, model, Xl, yl
+
+
+def acq(args):
+    rows = []
+    for n in args.pools:
+        if args.model == "logreg":
+            X, model, Xl, yl = _sklearn_pool(n, args.d)
+        else:
+            X, model, Xl, yl = _pool(n, args.d, args.device)
+        for b in args.batches:
+            if b >= n:
+                continue
+            for name in args.methods:
+                t, runs, info = _time(_factory(name, args.device), X, model, b, Xl, yl,
+                                      args.repeats, args.single_above)
+                row = dict(n=n, b=b, d=args.d, model=args.model, method=name, seconds=t,
+                           runs=runs,
+                           load=os.getloadavg()[0], **info)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        del X, model
+        gc.collect()
+    for r in rows:
+        ref = [q["seconds"] for q in rows if q["n"] == r["n"] and q["b"] == r["b"]
+               and q["method"] == "badge"]
+        r["x_badge"] = r["seconds"] / ref[0] if ref else None
+    return rows
+
+
+def large(args):
+    X, model, Xl, yl = _pool(args.n, args.d, args.device)
+    gc.collect()
+    inputs_mb = X.numel() * X.element_size() / 2**20
+    rows = []
+    for name in args.methods:
+        t, runs, info = _time(_factory(name, args.device), X, model, args.b, Xl, yl, 1, 0)
+        row = dict(n=args.n, d=args.d, b=args.b, method=name, seconds=t, inputs_mb=inputs_mb,
+                   load=os.getloadavg()[0], **info)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def _load_json(name):
+    path = OUT / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render():
+    """``results/speed.md`` from whatever ``speed_*.json`` exist."""
+    L = ["# Speed: the default against BADGE and k-center, through `fit_query` (issue 15)", "",
+         "Regenerate: `python benchmarks/bench_speed.py acq --pools 10000 100000 --batches 100 "
+         "1000 5000`, `python benchmarks/bench_speed.py large --n 1000000 --d 512 --b 1000`, "
+         "`python benchmarks/bench_speed.py large --n 300000 --d 512 --b 1000 --methods iht "
+         "--tag _300k_after` (and the same with `PYTHONPATH=<checkout before issue 15>` and "
+         "`--tag _300k_before_main`), `python benchmarks/bench_speed.py acq --pools 1000000 "
+         "--batches 100 1000 --repeats 1 --tag _1M`, `python benchmarks/bench_speed.py acq --d "
+         "512 --pools 100000 --batches 1000 --repeats 1 --tag _d512`, `python "
+         "benchmarks/bench_speed.py acq --model logreg --d 64 --pools 200000 --batches 1000 "
+         "--repeats 1 --tag _logreg`, the final 10k/100k table with `--tag _final`, then `python benchmarks/bench_speed.py "
+         "render`. GPU: `benchmarks/bench_speed_gpu.sh` (not run: no GPU on the development "
+         "machine).", "",
+         "Same pool for every method (Gaussian-mixture features behind a fixed `nn.Linear` "
+         "head, K = 10), full `fit_query` (inference, embedding, selection), 1 torch thread, "
+         "one process, methods interleaved per (n, b); median of 3 calls (1 when the first "
+         "took > 10 s). `default` is `SparseApproxSampler()` (solver and sketch `\"auto\"`; "
+         "the column says what they resolved to), `iht` is `SparseApproxSampler(solver=\"iht\")`. "
+         "Peak = RSS increment during the call. The machine has 2 cores shared with three other "
+         "jobs: the load average is in every row; read times as ratios within a block.", ""]
+    for tag, title in (("_final", "n = 10k and 100k, d = 128 (final code)"),
+                       ("", "n = 10k and 100k, d = 128 (first run: greedy before its fused "
+                            "step, ac7f44e)"),
+                       ("_1M", "n = 1M, d = 128"),
+                       ("_d512", "n = 100k, d = 512 (the issue's second pool)"),
+                       ("_logreg", "LogisticRegression on 64 raw features (the issue's 200k "
+                                   "pool)")):
+        res = _load_json(f"speed_acq{tag}.json")
+        if not res:
+            continue
+        L += [f"### Acquisition time, {title}", "",
+              "| n | b | method | s / query | runs | x BADGE time | resolved (solver, sketch) | "
+              "solve s (last call) | peak +MB | load |", "|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"]
+        for r in res["rows"]:
+            sv = r.get("solver")
+            if sv is None and "n_iter" in r:  # rows measured before solver_ was recorded
+                sv = "greedy" if r["n_iter"] == r["b"] else "iht"
+            res_ = "" if r["method"] in ("badge", "kcenter") else f"{sv or ''}, {r.get('sketch_dim')}"
+            xb = f"{r['x_badge']:.2f}" if r.get("x_badge") is not None else "–"
+            solve = f"{r['solve_time']:.2f}" if "solve_time" in r else ""
+            L.append(f"| {r['n']:,} | {r['b']:,} | {r['method']} | {r['seconds']:.3f} | "
+                     f"{r['runs']} | {xb} | {res_} | {solve} | {r['peak_mb']:.0f} | "
+                     f"{r['load']:.1f} |")
+        L.append("")
+    large_rows = []
+    for tag in ("", "_300k_after", "_300k_before_main"):
+        res = _load_json(f"speed_large{tag}.json")
+        if res:
+            for r in res["rows"]:
+                large_rows.append(dict(r, tag=tag or "1M"))
+    if large_rows:
+        L += ["### One large pool, d = 512, b = 1,000", "",
+              "| run | n | method | total s | fit s | solve s | iters | sketch | peak +MB over "
+              "inputs | inputs MB | load |", "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+        for r in large_rows:
+            L.append(f"| {r['tag']} | {r['n']:,} | {r['method']} | {r['seconds']:.2f} | "
+                     f"{r.get('embedding_time', float('nan')):.2f} | "
+                     f"{r.get('solve_time', float('nan')):.2f} | {r.get('n_iter', '')} | "
+                     f"{r.get('sketch_dim')} | {r['peak_mb']:.0f} | {r['inputs_mb']:.0f} | "
+                     f"{r['load']:.1f} |")
+        L.append("")
+    return L
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="part", required=True)
+    a = sub.add_parser("acq")
+    a.add_argument("--pools", type=int, nargs="+", default=[10_000, 100_000])
+    a.add_argument("--batches", type=int, nargs="+", default=[100, 1000, 5000])
+    a.add_argument("--methods", nargs="+", default=["default", "iht", "badge", "kcenter"])
+    a.add_argument("--d", type=int, default=128)
+    a.add_argument("--repeats", type=int, default=3)
+    a.add_argument("--single-above", type=float, default=10.0)
+    a.add_argument("--model", choices=["linear-head", "logreg"], default="linear-head",
+                   help="a torch nn.Linear head (default) or LogisticRegression on raw features")
+    g = sub.add_parser("large")
+    g.add_argument("--n", type=int, default=1_000_000)
+    g.add_argument("--d", type=int, default=512)
+    g.add_argument("--b", type=int, default=1000)
+    g.add_argument("--methods", nargs="+", default=["iht", "default"])
+    for p in (a, g):
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--out", default=str(OUT))
+        p.add_argument("--tag", default="")
+    sub.add_parser("render")
+    args = ap.parse_args(argv)
+    if args.part == "render":
+        notes = OUT / "speed_notes.md"
+        text = "\n".join(render()) + "\n"
+        if notes.exists():
+            text += "\n" + notes.read_text()
+        (OUT / "speed.md").write_text(text)
+        print("wrote", OUT / "speed.md")
+        return
+    torch.set_num_threads(args.threads)
+    meta = dict(part=args.part, device=args.device, threads=args.threads,
+                load_start=os.getloadavg(), torch=torch.__version__,
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                argv=sys.argv[1:])
+    rows = acq(args) if args.part == "acq" else large(args)
+    meta["load_end"] = os.getloadavg()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"speed_{args.part}{args.tag}.json"
+    path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
