@@ -26,11 +26,14 @@ from ._utils import (
 from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
 from .problem import DenseOperator, FactoredOperator, SparseApproxProblem, sketch
 from .solvers import PROX_RULES, greedy, proximal_iht
+from ._committee import ConcatOperator, committee_gradient_embedding
+from .adapters._draws import committee_has_last_layers, committee_last_layers
+from .adapters._trees import has_leaf_layer, leaf_last_layer
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
 SOLVERS = ("greedy", "iht")
-EMBEDDINGS = ("auto", "gradient", "posterior")
+EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
 AUTO_SKETCH_DIM = 256
 AUTO_SKETCH_MIN_POOL = 10_000
@@ -238,6 +241,10 @@ class SparseApproxSampler(QueryStrategy):
     def _choose_kind(self, est):
         if self.embedding != "auto":
             return self.embedding
+        if has_leaf_layer(est):  # tree ensembles: leaves are their last layer (issue 14)
+            return "leaf-gradient"
+        if committee_has_last_layers(est):  # every member has a last layer or leaves
+            return "committee-gradient"
         if adapters.has_last_layer(est):
             return "gradient"
         if adapters.has_posterior(est):
@@ -250,7 +257,7 @@ class SparseApproxSampler(QueryStrategy):
             "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."
         )
 
-    def _temperature(self, est, classifier, X_labeled, y_labeled):
+    def _temperature(self, est, classifier, X_labeled, y_labeled, leaves=False):
         if not isinstance(self.temperature, str):
             return float(self.temperature), "fixed"
         if X_labeled is None or y_labeled is None:
@@ -260,7 +267,8 @@ class SparseApproxSampler(QueryStrategy):
 
             return DEFAULT_FALLBACK_TEMPERATURE, "fallback: no labeled data was given"
         return estimate_temperature(
-            est, X_labeled, y_labeled, logits_fn=adapters.logits_fn,
+            est, X_labeled, y_labeled,
+            logits_fn=_leaf_logits if leaves else adapters.logits_fn,
             validation=self.validation_data, random_state=self.random_state,
         )
 
@@ -308,6 +316,10 @@ class SparseApproxSampler(QueryStrategy):
                 self._operator = FactoredOperator(emb.a, emb.h)
                 self._embedding_dim = emb.a.shape[1] * emb.h.shape[1]
                 self._sigma = emb.sigma
+        elif kind == "committee-gradient":
+            self._fit_committee_gradient(est, classifier, X_pool, X_labeled, y_labeled)
+        elif kind == "leaf-gradient":
+            self._fit_leaf_gradient(est, classifier, X_pool, X_labeled, y_labeled, progress)
         else:
             probs = adapters.posterior_probas(
                 est, X_pool, n_samples=self.n_posterior_samples, random_state=self.random_state,
@@ -325,6 +337,35 @@ class SparseApproxSampler(QueryStrategy):
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
+
+    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled, progress):
+        """Gradient embedding on a tree ensemble's one-hot leaf indicators (adapters._trees)."""
+        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size, progress=progress)
+        if ll.logits.shape[1] < 2:
+            self._single_class = True
+            return
+        T, source = self._temperature(est, classifier, X_labeled, y_labeled, leaves=True)
+        self.temperature_, self.temperature_source_ = float(T), source
+        emb = gradient_embedding(ll.logits, ll.dense_features(), temperature=T, bias=ll.bias)
+        self._operator = FactoredOperator(emb.a, emb.h)
+        self._embedding_dim = emb.a.shape[1] * emb.h.shape[1]
+        self._sigma = emb.sigma
+
+    def _fit_committee_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
+        """Every committee member's last-layer gradients under the committee's labels."""
+        parts = committee_last_layers(est, X_pool, batch_size=self.batch_size)
+        if parts[0][0].shape[1] < 2:
+            self._single_class = True
+            return
+        if isinstance(self.temperature, str):
+            raise ValueError("temperature='auto' is not supported with "
+                             "embedding='committee-gradient'; pass a number (default 0.01).")
+        T = float(self.temperature)
+        self.temperature_, self.temperature_source_ = T, "fixed"
+        self._operator, self._sigma, _ = committee_gradient_embedding(
+            [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=T,
+            biases=[b for _, _, b in parts], dtype=self._dtype)
+        self._embedding_dim = self._operator.space_shape[0]
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
@@ -351,7 +392,9 @@ class SparseApproxSampler(QueryStrategy):
         operator = self._operator
         if self.sketch_dim_ is not None:
             gen = torch_generator(self.random_state, "cpu")
-            operator = sketch(operator, self.sketch_dim_, generator=gen)
+            operator = (operator.sketched(self.sketch_dim_, generator=gen)
+                        if isinstance(operator, ConcatOperator)
+                        else sketch(operator, self.sketch_dim_, generator=gen))
         problem = SparseApproxProblem(
             operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
             device=self._device, dtype=self._dtype,
@@ -400,6 +443,10 @@ class SparseApproxSampler(QueryStrategy):
         self.history_ = info["history"]
         self.solve_time_ = time.perf_counter() - t0
         return idx, self.weights_
+
+
+def _leaf_logits(estimator, X):
+    return leaf_last_layer(estimator, X).logits.numpy()
 
 
 #: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.
