@@ -14,7 +14,9 @@ and the batch is labeled. AUC = trapezoidal area under accuracy vs labels over t
 Strategies: ``random`` (sparse_query.RandomSampling), ``modal-ubs`` (modAL's
 ``uncertainty_batch_sampling``), ``ours`` (``SparseApproxSampler()`` at its defaults, i.e.
 ``embedding="auto"``) and named variants ``ours:key=value,...``, and the library baselines
-``coreset`` (BayesianCoreset), ``bald``, ``badge``, ``entropy``.
+``coreset`` (BayesianCoreset), ``bald``, ``badge``, ``entropy``; ``ours-outer`` is the gradient
+boosting ablation (the full outer-product gradient embedding on the leaves instead of the
+exact class-block one).
 
 Every run is one JSON under ``<out>/<dataset>_<family>/``; ``<out>/quality.json`` holds the
 summary (mean AUC, paired difference to random per seed, its mean, std and min) and
@@ -110,7 +112,7 @@ NET = ["random", "modal-ubs", "ours", "ours:embedding=posterior,n_posterior_samp
        "coreset", "bald", "badge"]
 COMMITTEE = ["random", "modal-ubs", "ours", "ours:embedding=posterior", "coreset", "bald"]
 DEFAULT_STRATEGIES = {
-    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours"], "bagging": TREE,
+    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours", "ours-outer"], "bagging": TREE,
     "committee-sk": COMMITTEE, "committee-skorch": COMMITTEE, "mc-dropout": NET,
     "vlinear": NET,
 }
@@ -144,6 +146,10 @@ def _strategy(spec, seed):
         return uncertainty_batch_sampling
     if name == "ours":
         return sq.SparseApproxSampler(**{**common, **params})
+    if name == "ours-outer":  # boosting ablation: full outer product instead of class blocks
+        class Outer(sq.SparseApproxSampler):
+            _leaf_blocks = False
+        return Outer(**{**common, **params})
     cls = {"random": sq.RandomSampling, "coreset": sq.BayesianCoreset, "bald": sq.BALD,
            "badge": sq.BADGE, "entropy": sq.EntropySampling}[name]
     return cls(**{**common, **params})

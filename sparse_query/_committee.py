@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .embeddings import _expected_onehot_distance, _label_distribution
 from .problem import DEFAULT_CHUNK, DenseOperator, FactoredOperator, PoolOperator
 
-__all__ = ["ConcatOperator", "committee_gradient_embedding"]
+__all__ = ["ConcatOperator", "committee_gradient_embedding", "class_block_gradient_embedding"]
 
 
 class ConcatOperator(PoolOperator):
@@ -161,3 +162,58 @@ def committee_gradient_embedding(member_logits, member_features, *, temperature:
     sigma = sq.sqrt() / M * _expected_onehot_distance(Q) / n
     blocks = [FactoredOperator(a.to(out).contiguous(), h.to(out).contiguous()) for a, h in blocks]
     return ConcatOperator(blocks), sigma.to(out), P
+
+
+def class_block_gradient_embedding(logits, features, column_class, *, temperature: float,
+                                   bias: bool, dtype=None):
+    """Exact last-layer gradient embedding of a model whose logit ``k`` reads only its own features.
+
+    Gradient boosting adds, for class ``k``, the values of the leaves of class ``k``'s trees:
+    ``z_jk = c_k + sum_{l in L_k} v_l H_jl``. The cross-entropy gradient with respect to the
+    leaf values is then block-wise, ``g_j(y) = [(p_jk - onehot_k(y)) H_j[L_k]]_k``, not the full
+    outer product ``(p_j - onehot(y)) (outer) H_j``. With ``P_j = softmax(z_j / T)``::
+
+        e_j     = [(p_jk - P_jk) h~_j^k]_k          (h~^k = [H_j[L_k], 1] with a bias)
+        sigma_j = (1/n) sum_y P_j(y) sqrt(sum_k (P_jk - onehot_k(y))^2 ||h~_j^k||^2)
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n_samples, K)
+    features : torch.Tensor of shape (n_samples, n_leaves)
+    column_class : ndarray of shape (n_leaves,)
+        The logit column each feature feeds. Logit columns fed by no feature (the fixed 0 of a
+        binary model) have no block.
+    temperature : float
+    bias : bool
+        Whether each fed logit has a learned constant (a column of ones in its block).
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    operator : ConcatOperator
+    sigma : torch.Tensor of shape (n_samples,)
+    """
+    z = logits.to(torch.float64)
+    H = features.to(torch.float64)
+    n, K = z.shape
+    column_class = np.asarray(column_class)
+    if column_class.shape != (H.shape[1],):
+        raise ValueError(f"column_class has shape {column_class.shape} but features has "
+                         f"{H.shape[1]} columns.")
+    out = dtype if dtype is not None else (torch.float64 if logits.dtype == torch.float64
+                                           else torch.float32)
+    p = torch.softmax(z, dim=1)
+    P = _label_distribution(z, p, float(temperature))
+    blocks, hsq = [], torch.zeros((n, K), dtype=torch.float64)
+    for k in np.unique(column_class).tolist():
+        hk = H[:, torch.from_numpy(np.flatnonzero(column_class == k))]
+        if bias:
+            hk = torch.cat([hk, torch.ones((n, 1), dtype=torch.float64)], dim=1)
+        hsq[:, k] = (hk * hk).sum(dim=1)
+        blocks.append(FactoredOperator((p - P)[:, k:k + 1].to(out).contiguous(),
+                                       hk.to(out).contiguous()))
+    eye = torch.eye(K, dtype=torch.float64)
+    diff2 = (P[:, None, :] - eye[None, :, :]) ** 2             # (n, y, k)
+    norms = (diff2 * hsq[:, None, :]).sum(dim=2).sqrt()          # (n, y)
+    sigma = (P * norms).sum(dim=1) / n
+    return ConcatOperator(blocks), sigma.to(out)

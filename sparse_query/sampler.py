@@ -26,7 +26,9 @@ from ._utils import (
 from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
 from .problem import DenseOperator, FactoredOperator, SparseApproxProblem, sketch
 from .solvers import PROX_RULES, greedy, proximal_iht
-from ._committee import ConcatOperator, committee_gradient_embedding
+from ._committee import (
+    ConcatOperator, class_block_gradient_embedding, committee_gradient_embedding,
+)
 from .adapters._draws import committee_has_last_layers, committee_last_layers
 from .adapters._trees import has_leaf_layer, leaf_last_layer
 
@@ -346,10 +348,19 @@ class SparseApproxSampler(QueryStrategy):
             return
         T, source = self._temperature(est, classifier, X_labeled, y_labeled, leaves=True)
         self.temperature_, self.temperature_source_ = float(T), source
+        if ll.column_class is not None and self._leaf_blocks:  # boosting: logit k reads its trees
+            self._operator, self._sigma = class_block_gradient_embedding(
+                ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
+                dtype=self._dtype)
+            self._embedding_dim = self._operator.space_shape[0]
+            return
         emb = gradient_embedding(ll.logits, ll.dense_features(), temperature=T, bias=ll.bias)
         self._operator = FactoredOperator(emb.a, emb.h)
         self._embedding_dim = emb.a.shape[1] * emb.h.shape[1]
         self._sigma = emb.sigma
+
+    #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
+    _leaf_blocks = True
 
     def _fit_committee_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
         """Every committee member's last-layer gradients under the committee's labels."""

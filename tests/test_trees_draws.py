@@ -299,3 +299,48 @@ def test_cached_draws_on_a_skorch_mc_dropout_net(digits):
     fast = cached_dropout_probas(net, Xp, n_samples=30, random_state=1)
     assert fast is not None
     assert_close(fast, full, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradient boosting: class-block gradients against autograd
+# ---------------------------------------------------------------------------------------------
+def test_class_block_embedding_against_autograd():
+    from sparse_query._committee import class_block_gradient_embedding
+
+    g = torch.Generator().manual_seed(4)
+    n, K, L = 6, 3, 7
+    H = (torch.rand(n, L, generator=g) < 0.5).double()
+    column_class = np.array([0, 0, 1, 1, 1, 2, 2])
+    W = torch.randn(L, generator=g, dtype=torch.float64)
+    c = torch.randn(K, generator=g, dtype=torch.float64)
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(column_class), K).double()  # (L, K)
+    z = H @ (W[:, None] * onehot) + c
+    T = 0.5
+    op, sigma = class_block_gradient_embedding(z, H, column_class, temperature=T, bias=True,
+                                               dtype=torch.float64)
+    P = torch.softmax(z / T, 1)
+    E = op.dense()
+    for j in range(n):
+        grads = []
+        for y in range(K):
+            Wv, cv = W.clone().requires_grad_(True), c.clone().requires_grad_(True)
+            zj = H[j] @ (Wv[:, None] * onehot) + cv
+            loss = torch.nn.functional.cross_entropy(zj[None], torch.tensor([y]))
+            gW, gc = torch.autograd.grad(loss, (Wv, cv))
+            # block k: [dW over leaves of class k, dc_k]
+            grads.append(torch.cat([torch.cat([gW[column_class == k], gc[k:k + 1]])
+                                    for k in range(K)]))
+        grads = torch.stack(grads)
+        e = (P[j][:, None] * grads).sum(0)
+        assert_close(E[j], e)
+        assert_close(sigma[j], (P[j] * torch.linalg.vector_norm(grads - e, dim=1)).sum() / n)
+
+
+def test_boosting_sampler_uses_class_blocks(digits):
+    X0, y0, Xp, _ = digits
+    gb = GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X0, y0)
+    s = SparseApproxSampler(device="cpu", random_state=0).fit(Xp, gb)
+    assert s.embedding_kind_ == "leaf-gradient" and isinstance(s._operator, ConcatOperator)
+    assert len(s._operator.blocks) == 10
+    idx = s.query(12)
+    assert len(np.unique(idx)) == 12

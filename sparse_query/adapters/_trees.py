@@ -63,6 +63,9 @@ class LeafLayer:
         Trees behind the indicators (``n_stages * K`` for multiclass boosting).
     kind : str
         ``"forest"`` (probability averaging) or ``"boosting"`` (additive logits).
+    column_class : ndarray of shape (n_leaves,) or None
+        Boosting only: the logit column each leaf's value is added to (a multiclass model
+        grows one tree per class and stage; a binary one adds to column 1 of ``[0, z]``).
     """
 
     features: sp.csr_matrix
@@ -71,6 +74,7 @@ class LeafLayer:
     classes: np.ndarray | None
     n_trees: int
     kind: str
+    column_class: np.ndarray | None = None
 
     def dense_features(self, dtype=torch.float32) -> torch.Tensor:
         """The indicators as a dense ``(n_samples, n_leaves)`` tensor.
@@ -241,6 +245,11 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
         else:
             values.append(_forest_values(t, cols, K))
     T = len(trees)
+    column_class = None
+    if kind == "boosting":
+        binary = est.estimators_.shape[1] == 1
+        column_class = np.concatenate([np.full(len(v), 1 if binary else k, dtype=np.int64)
+                                       for v, (_, _, _, k) in zip(values, trees)])
     rows, zs = [], []
     with _progress(n, bool(progress), "leaves") as bar:
         for _, _, chunk in _chunks(X, n, batch_size, bar):
@@ -262,7 +271,8 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
     return LeafLayer(features=H, logits=z, bias=(kind == "boosting"), classes=classes,
-                     n_trees=T, kind="boosting" if kind == "boosting" else "forest")
+                     n_trees=T, kind="boosting" if kind == "boosting" else "forest",
+                     column_class=column_class)
 
 
 def _check_and_logits(est, kind, x, idx, trees, values, offsets, K, eps, rtol):
