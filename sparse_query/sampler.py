@@ -82,11 +82,20 @@ class SparseApproxSampler(QueryStrategy):
         IHT also stops once the batch has not changed for this many iterations.
     prox : {"exact", "paper"}, default="exact"
         IHT's proximal step; ``"paper"`` reproduces the paper's (suboptimal) rule.
-    embedding : {"auto", "gradient", "posterior"}, default="auto"
+    embedding : {"auto", "gradient", "leaf-gradient", "committee-gradient", "posterior"}, \
+default="auto"
         ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
-        layer; ``"posterior"``: loss samples over posterior draws (eq. 13) from ensembles,
-        committees, MC dropout or a variational last layer. ``"auto"`` uses the gradient when
-        the model has a last layer, else the posterior.
+        layer; ``"leaf-gradient"``: the same on a tree ensemble's one-hot leaf indicators
+        (random forest, extra trees, bagging of trees, gradient boosting; see
+        ``sparse_query.adapters._trees``); ``"committee-gradient"``: every modAL ``Committee``
+        member's last-layer (or leaf) gradients under the committee's label distribution
+        (``sparse_query._committee``); ``"posterior"``: loss samples over posterior draws
+        (eq. 13) from ensembles, committees, MC dropout or a variational last layer.
+        ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
+        ensembles -> ``"leaf-gradient"``; committees whose members all have last layers or
+        leaves (and know every class) -> ``"committee-gradient"``; other models with a last
+        layer (including MC-dropout and variational nets) -> ``"gradient"``; anything else
+        with posterior draws -> ``"posterior"``.
     temperature : "auto" or float, default=0.01
         Calibrates the label distribution ``P_j = softmax(z_j / T)`` of the gradient embedding.
         ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
@@ -99,6 +108,8 @@ class SparseApproxSampler(QueryStrategy):
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
         Posterior draws for MC dropout and variational layers (ensembles use their members).
+        When the net's only dropout layer feeds its last ``nn.Linear`` the draws run on cached
+        penultimate features (one forward pass), so hundreds of draws cost little.
     sketch_dim : "auto", int or None, default="auto"
         Replace the embedding by a random sketch of this dimension (SPEC section 8): much
         faster solvers on large pools with wide gradient embeddings; ``None`` is exact.
@@ -121,7 +132,8 @@ class SparseApproxSampler(QueryStrategy):
     n_pool_ : int
         Pool size seen by :meth:`fit`.
     embedding_kind_ : str
-        ``"gradient"`` or ``"posterior"``.
+        What was used: ``"gradient"``, ``"leaf-gradient"``, ``"committee-gradient"`` or
+        ``"posterior"``.
     temperature_ : float or None
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
@@ -255,7 +267,8 @@ class SparseApproxSampler(QueryStrategy):
             f"{type(est).__name__} offers neither a last linear layer (for embedding='gradient') "
             "nor posterior draws (for embedding='posterior'). Use a LogisticRegression, "
             "SGDClassifier(loss='log_loss'), MLPClassifier, a skorch net or torch module ending "
-            "in nn.Linear, an ensemble (RandomForestClassifier, BaggingClassifier), a modAL "
+            "in nn.Linear, a tree ensemble (RandomForestClassifier, ExtraTreesClassifier, "
+            "GradientBoostingClassifier), a BaggingClassifier or soft VotingClassifier, a modAL "
             "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."
         )
 
