@@ -112,7 +112,8 @@ NET = ["random", "modal-ubs", "ours", "ours:embedding=posterior,n_posterior_samp
        "coreset", "bald", "badge"]
 COMMITTEE = ["random", "modal-ubs", "ours", "ours:embedding=posterior", "coreset", "bald"]
 DEFAULT_STRATEGIES = {
-    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours", "ours-outer"], "bagging": TREE,
+    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours:embedding=leaf-gradient",
+                                         "ours-outer:embedding=leaf-gradient"], "bagging": TREE,
     "committee-sk": COMMITTEE, "committee-skorch": COMMITTEE, "mc-dropout": NET,
     "vlinear": NET,
 }
@@ -254,7 +255,38 @@ def summarise(out):
                          f"{diff} | {worst} | {r['s_per_query']:.3f} |")
     with open(os.path.join(out, "quality.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
+    with open(os.path.join(out, "matrix.md"), "w") as fh:
+        fh.write(_matrix(rows, cells))
     return rows
+
+
+PEERS = ("modal-ubs", "badge", "coreset", "bald")
+
+
+def _matrix(rows, cells):
+    """One line per (family, dataset): the default sampler against random and the best peer."""
+    out = ["| family | dataset | seeds | `ours` (embedding) AUC − random | best peer: AUC − random "
+           "| `ours` − best peer | `ours` ≥ random on every seed |",
+           "|---|---|---|---|---|---|---|"]
+    order = list(FAMILIES)
+    for d, f in sorted(cells, key=lambda c: (order.index(c[1]), c[0])):
+        rs = {r["strategy"]: r for r in rows if (r["dataset"], r["family"]) == (d, f)}
+        ours = rs.get("ours")
+        refused = ours is None and "ours:embedding=leaf-gradient" in rs
+        if refused:  # embedding="auto" refuses gradient boosting; the explicit leaf embedding
+            ours = dict(rs["ours:embedding=leaf-gradient"],
+                        embedding_kind="auto refuses; explicit leaf-gradient")
+        peers = [rs[p] for p in PEERS if p in rs and rs[p]["diff_random"] is not None]
+        if ours is None or ours["diff_random"] is None or not peers:
+            continue
+        best = max(peers, key=lambda r: r["diff_random"])
+        gap = ours["diff_random"] - best["diff_random"]
+        out.append(
+            f"| {f} | {d} | {ours['seeds']} | {ours['diff_random']:+.2f} ± {ours['diff_std']:.2f} "
+            f"({ours['embedding_kind']}) | {best['strategy']}: {best['diff_random']:+.2f} ± "
+            f"{best['diff_std']:.2f} | {gap:+.2f} | "
+            f"{'yes' if ours['diff_min'] >= 0 else 'no (worst ' + format(ours['diff_min'], '+.2f') + ')'} |")
+    return "\n".join(out) + "\n"
 
 
 def main(argv=None):
