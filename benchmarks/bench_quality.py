@@ -80,7 +80,10 @@ def _torch_mlp(nf, nc, n, seed, dropout=0.0):
 
 
 def _committee_skorch(nf, nc, n, seed):
-    return [_torch_mlp(nf, nc, n, seed + 101 * i) for i in range(3)]
+    # classes= fixed: a seed set missing a class must not shrink a member's classes_ below
+    # its n_classes outputs (modAL's Committee aligns members by classes_)
+    return [_torch_mlp(nf, nc, n, seed + 101 * i).set_params(classes=list(range(nc)))
+            for i in range(3)]
 
 
 def _mc_dropout(nf, nc, n, seed):
