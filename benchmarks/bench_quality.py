@@ -20,7 +20,9 @@ exact class-block one).
 
 Every run is one JSON under ``<out>/<dataset>_<family>/``; ``<out>/quality.json`` holds the
 summary (mean AUC, paired difference to random per seed, its mean, std and min) and
-``<out>/quality.md`` the tables.
+``<out>/quality.md`` the tables, ``<out>/matrix.md`` the summary; for the default ``--out`` the
+BENCHMARKS.md section ``benchmarks/results/quality_matrix.md`` is rebuilt from the template
+``benchmarks/quality_section.md`` (then run ``benchmarks/build_benchmarks_md.py``).
 """
 from __future__ import annotations
 
@@ -209,6 +211,9 @@ def run_one(dataset, family, spec, seed, seed_size, batch, rounds, max_pool=None
             "loadavg": os.getloadavg()}
 
 
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "quality")
+
+
 def summarise(out):
     """Collect every run under ``out``: per (dataset, family, strategy) mean AUC and paired diffs."""
     runs = {}
@@ -258,8 +263,17 @@ def summarise(out):
                          f"{diff} | {worst} | {r['s_per_query']:.3f} |")
     with open(os.path.join(out, "quality.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
+    matrix = _matrix(rows, cells)
     with open(os.path.join(out, "matrix.md"), "w") as fh:
-        fh.write(_matrix(rows, cells))
+        fh.write(matrix)
+    template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quality_section.md")
+    if os.path.exists(template) and os.path.abspath(out) == os.path.abspath(DEFAULT_OUT):
+        minutes = sum(r.get("wall_time", 0.0) for r in runs.values()) / 60
+        text = open(template).read().replace("@@MATRIX@@", matrix.rstrip()).replace(
+            "@@MINUTES@@", f"{minutes:.0f}")
+        with open(os.path.join(os.path.dirname(os.path.abspath(out)), "quality_matrix.md"),
+                  "w") as fh:
+            fh.write(text)  # the BENCHMARKS.md section (benchmarks/build_benchmarks_md.py)
     return rows
 
 

@@ -1,7 +1,8 @@
 """Assemble the top-level BENCHMARKS.md from the per-topic write-ups in benchmarks/results/.
 
 Each benchmark script writes its own section (`results/benchmark.md` for the active-learning
-protocol, `results/solvers.md` for the solvers, `results/scale.md` for the sketch and the
+protocol, `results/quality_matrix.md` for the model-family quality matrix (from
+`benchmarks/bench_quality.py`), `results/solvers.md` for the solvers, `results/scale.md` for the sketch and the
 large pools); this script concatenates them under a short header and rewrites their relative
 figure links so they resolve from the repository root.
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ["benchmark.md", "solvers.md", "scale.md", "iht.md"]
+SECTIONS = ["benchmark.md", "quality_matrix.md", "solvers.md", "scale.md", "iht.md"]
 HEADER = (ROOT / "benchmarks" / "BENCHMARKS_header.md")
 
 
