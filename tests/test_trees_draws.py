@@ -350,3 +350,18 @@ def test_boosting_sampler_uses_class_blocks(digits):
     assert len(s._operator.blocks) == 10
     idx = s.query(12)
     assert len(np.unique(idx)) == 12
+
+
+def test_string_labels_and_multi_output(digits):
+    X0, y0, Xp, _ = digits
+    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                       "nine"])[y0]
+    rf = RandomForestClassifier(n_estimators=5, random_state=0).fit(X0, labels)
+    ll = leaf_last_layer(rf, Xp)
+    assert_array_equal(ll.classes, rf.classes_)
+    assert_allclose(torch.softmax(ll.logits, 1).numpy(), rf.predict_proba(Xp), atol=1e-9)
+    multi = RandomForestClassifier(n_estimators=3, random_state=0).fit(
+        X0, np.stack([y0, y0 % 2], 1))
+    assert not has_leaf_layer(multi)
+    with pytest.raises(EmbeddingNotSupportedError, match=r"not a supported tree ensemble"):
+        leaf_last_layer(multi, Xp)
