@@ -365,3 +365,18 @@ def test_string_labels_and_multi_output(digits):
     assert not has_leaf_layer(multi)
     with pytest.raises(EmbeddingNotSupportedError, match=r"not a supported tree ensemble"):
         leaf_last_layer(multi, Xp)
+
+
+def test_committee_of_nets_with_extra_outputs_is_refused(digits):
+    pytest.importorskip("skorch")
+    pytest.importorskip("modAL")
+    from sparse_query.adapters._draws import committee_last_layers
+    from sparse_query.benchmark.models import fit_model, make_model
+
+    X0, y0, Xp, _ = digits
+    keep = y0 < 9                       # the nets have 10 outputs but see 9 classes
+    nets = [fit_model(make_model("torch-mlp", 64, 10, int(keep.sum()), epochs=1, seed=s),
+                      X0[keep], y0[keep], seed=s) for s in (0, 1)]
+    com = _committee(nets, X0[keep], y0[keep])
+    with pytest.raises(EmbeddingNotSupportedError, match=r"10 logit columns for the committee's 9"):
+        committee_last_layers(com, Xp)

@@ -139,6 +139,11 @@ def committee_last_layers(committee, X, *, batch_size=1024):
                 f"Committee member {i} knows classes {mc!r} but the committee {classes!r}; "
                 "embedding='committee-gradient' needs members trained on every class. Use "
                 "embedding='posterior'.")
+        if classes is not None and ll.logits.shape[1] != len(classes):
+            raise EmbeddingNotSupportedError(
+                f"Committee member {i} gives {ll.logits.shape[1]} logit columns for the "
+                f"committee's {len(classes)} classes (a net with more outputs than the classes "
+                "it saw); set the net's classes= to every class, or use embedding='posterior'.")
         out.append((ll.logits, feats, bool(ll.bias)))
     return out
 
