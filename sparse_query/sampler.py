@@ -258,7 +258,7 @@ default="auto"
         if has_leaf_layer(est):  # tree ensembles: leaves are their last layer (issue 14)
             if is_boosting(est):
                 raise adapters.EmbeddingNotSupportedError(
-                    f"embedding='auto' does not serve {type(adapters._common._resolve(est)[1]).__name__}: "
+                    "embedding='auto' does not serve GradientBoostingClassifier: "
                     "in the quality matrix (BENCHMARKS.md, 'Quality matrix') the leaf-gradient "
                     "embedding of gradient boosting stayed several AUC points behind modAL's "
                     "uncertainty_batch_sampling on digits. Use modAL.batch."

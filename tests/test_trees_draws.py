@@ -380,3 +380,11 @@ def test_committee_of_nets_with_extra_outputs_is_refused(digits):
     com = _committee(nets, X0[keep], y0[keep])
     with pytest.raises(EmbeddingNotSupportedError, match=r"10 logit columns for the committee's 9"):
         committee_last_layers(com, Xp)
+
+
+def test_single_class_forest_warns_and_returns_a_batch(digits):
+    X0, _, Xp, _ = digits
+    rf = RandomForestClassifier(n_estimators=3, random_state=0).fit(X0, np.zeros(len(X0), int))
+    with pytest.warns(UserWarning, match=r"single class"):
+        idx = SparseApproxSampler(device="cpu", random_state=0).fit_query(Xp, rf, 7)
+    assert len(np.unique(idx)) == 7
