@@ -99,6 +99,14 @@ class ConcatOperator(PoolOperator):
     def column_cost(self):
         return sum(b.column_cost for b in self.blocks)
 
+    def to(self, device, dtype=None) -> "ConcatOperator":
+        """A copy with every block on ``device`` (and in ``dtype``)."""
+        dtype = dtype or self.dtype
+        return ConcatOperator([FactoredOperator(b.A.to(device, dtype), b.H.to(device, dtype))
+                               if isinstance(b, FactoredOperator) else
+                               DenseOperator(b.E.to(device, dtype))
+                               for b in self.blocks], chunk_size=self.chunk_size)
+
     def sketched(self, sketch_dim, generator=None) -> DenseOperator:
         """Sum of independent sketches of the blocks: inner products preserved in expectation."""
         from .problem import sketch

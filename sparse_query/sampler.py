@@ -428,6 +428,8 @@ default="auto"
             operator = (operator.sketched(self.sketch_dim_, generator=gen)
                         if isinstance(operator, ConcatOperator)
                         else sketch(operator, self.sketch_dim_, generator=gen))
+        if isinstance(operator, ConcatOperator):  # not converted by the problem: move it here
+            operator = operator.to(self._device, self._dtype)
         problem = SparseApproxProblem(
             operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
             device=self._device, dtype=self._dtype,

@@ -388,3 +388,24 @@ def test_single_class_forest_warns_and_returns_a_batch(digits):
     with pytest.warns(UserWarning, match=r"single class"):
         idx = SparseApproxSampler(device="cpu", random_state=0).fit_query(Xp, rf, 7)
     assert len(np.unique(idx)) == 7
+
+
+@pytest.mark.gpu
+def test_committee_and_boosting_blocks_on_cuda(digits):
+    pytest.importorskip("modAL")
+    X0, y0, Xp, _ = digits
+    com = _committee([LogisticRegression(max_iter=200),
+                      RandomForestClassifier(n_estimators=4, random_state=0)], X0, y0)
+    gb = ENSEMBLES["gb"]().fit(X0, y0)
+    for est, emb in ((com, "auto"), (gb, "leaf-gradient"), (ENSEMBLES["rf"]().fit(X0, y0), "auto")):
+        cpu = SparseApproxSampler(embedding=emb, device="cpu", dtype="float64",
+                                  random_state=0).fit_query(Xp, est, 10)
+        gpu = SparseApproxSampler(embedding=emb, device="cuda", dtype="float64",
+                                  random_state=0).fit_query(Xp, est, 10)
+        assert_array_equal(np.sort(cpu), np.sort(gpu))
+    X = torch.randn(50, 8)
+    net = _net("last").cuda()
+    fast = cached_dropout_probas(net, X, n_samples=20, random_state=5)
+    full = _torch_posterior(net, None, X, [], n_samples=20, random_state=5, batch_size=16,
+                            device=None, progress=False)
+    assert_close(fast, full, rtol=1e-4, atol=1e-5)
