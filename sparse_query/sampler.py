@@ -30,7 +30,7 @@ from ._committee import (
     ConcatOperator, class_block_gradient_embedding, committee_gradient_embedding,
 )
 from .adapters._draws import committee_has_last_layers, committee_last_layers
-from .adapters._trees import has_leaf_layer, is_boosting, leaf_last_layer
+from .adapters._trees import has_leaf_layer, leaf_last_layer
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
@@ -256,15 +256,6 @@ default="auto"
         if self.embedding != "auto":
             return self.embedding
         if has_leaf_layer(est):  # tree ensembles: leaves are their last layer (issue 14)
-            if is_boosting(est):
-                raise adapters.EmbeddingNotSupportedError(
-                    "embedding='auto' does not serve GradientBoostingClassifier: "
-                    "in the quality matrix (BENCHMARKS.md, 'Quality matrix') the leaf-gradient "
-                    "embedding of gradient boosting stayed several AUC points behind modAL's "
-                    "uncertainty_batch_sampling on digits. Use modAL.batch."
-                    "uncertainty_batch_sampling for this model, or pass "
-                    "embedding='leaf-gradient' to use the sparse approximation anyway."
-                )
             return "leaf-gradient"
         if committee_has_last_layers(est):  # every member has a last layer or leaves
             return "committee-gradient"
