@@ -1,7 +1,8 @@
 #!/bin/sh
 # Quality matrix of issue 14 (benchmarks/bench_quality.py); resumable, runs only what is missing.
 # Priority order (compute was scarce): forests and MC dropout on digits + MNIST-1D first, then
-# the other families, then the MNIST sample. About 40 minutes on 2 shared cores for phases 1-4.
+# the other families, then the MNIST sample. All phases: about 70 minutes of compute on 2 shared
+# cores at load 4-9 (the sum of the runs' wall times; see benchmarks/results/quality_matrix.md).
 set -e
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 OUT=${OUT:-benchmarks/results/quality}
