@@ -1,9 +1,11 @@
 """Assemble the top-level BENCHMARKS.md from the per-topic write-ups in benchmarks/results/.
 
 Each benchmark script writes its own section (`results/benchmark.md` for the active-learning
-protocol, `results/solvers.md` for the solvers, `results/scale.md` for the sketch and the
-large pools, `results/text/text.md` for sparse text pools); this script concatenates them
-under a short header and rewrites their relative figure links so they resolve from the repository root.
+protocol, `results/quality_matrix.md` for the model-family quality matrix (from
+`benchmarks/bench_quality.py`), `results/solvers.md` for the solvers, `results/scale.md` for the sketch and the
+large pools, `results/speed.md` for the acquisition time through `fit_query`, `results/text/text.md`
+for sparse text pools); this script concatenates them under a short header and rewrites their
+relative figure links so they resolve from the repository root.
 
     python benchmarks/build_benchmarks_md.py
 """
@@ -14,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ["benchmark.md", "solvers.md", "scale.md", "iht.md", "speed.md", "text/text.md"]
+SECTIONS = ["benchmark.md", "quality_matrix.md", "solvers.md", "scale.md", "iht.md", "speed.md",
+            "text/text.md"]
 HEADER = (ROOT / "benchmarks" / "BENCHMARKS_header.md")
 
 

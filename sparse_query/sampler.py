@@ -30,11 +30,16 @@ from .embeddings import estimate_temperature, gradient_embedding, posterior_embe
 from .problem import DenseOperator, FactoredOperator, SparseApproxProblem
 from .problem_sparse import SparseFactoredOperator, factored_operator
 from .solvers import PROX_RULES, greedy, proximal_iht
+from ._committee import (
+    ConcatOperator, class_block_gradient_embedding, committee_gradient_embedding,
+)
+from .adapters._draws import committee_has_last_layers, committee_last_layers
+from .adapters._trees import has_leaf_layer, leaf_last_layer
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
 SOLVERS = ("auto", "greedy", "iht")
-EMBEDDINGS = ("auto", "gradient", "posterior")
+EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
 AUTO_SKETCH_DIM = 256
 AUTO_SKETCH_MIN_POOL = 10_000
@@ -90,11 +95,20 @@ class SparseApproxSampler(QueryStrategy):
         IHT also stops once the batch has not changed for this many iterations.
     prox : {"exact", "paper"}, default="exact"
         IHT's proximal step; ``"paper"`` reproduces the paper's (suboptimal) rule.
-    embedding : {"auto", "gradient", "posterior"}, default="auto"
+    embedding : {"auto", "gradient", "leaf-gradient", "committee-gradient", "posterior"}, \
+default="auto"
         ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
-        layer; ``"posterior"``: loss samples over posterior draws (eq. 13) from ensembles,
-        committees, MC dropout or a variational last layer. ``"auto"`` uses the gradient when
-        the model has a last layer, else the posterior.
+        layer; ``"leaf-gradient"``: the same on a tree ensemble's one-hot leaf indicators
+        (random forest, extra trees, bagging of trees, gradient boosting; see
+        ``sparse_query.adapters._trees``); ``"committee-gradient"``: every modAL ``Committee``
+        member's last-layer (or leaf) gradients under the committee's label distribution
+        (``sparse_query._committee``); ``"posterior"``: loss samples over posterior draws
+        (eq. 13) from ensembles, committees, MC dropout or a variational last layer.
+        ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
+        ensembles -> ``"leaf-gradient"``; committees whose members all have last layers or
+        leaves (and know every class) -> ``"committee-gradient"``; other models with a last
+        layer (including MC-dropout and variational nets) -> ``"gradient"``; anything else
+        with posterior draws -> ``"posterior"``.
     temperature : "auto" or float, default=0.01
         Calibrates the label distribution ``P_j = softmax(z_j / T)`` of the gradient embedding.
         ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
@@ -112,6 +126,8 @@ class SparseApproxSampler(QueryStrategy):
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
         Posterior draws for MC dropout and variational layers (ensembles use their members).
+        When the net's only dropout layer feeds its last ``nn.Linear`` the draws run on cached
+        penultimate features (one forward pass), so hundreds of draws cost little.
     sketch_dim : "auto", int or None, default="auto"
         Replace the embedding by a random sketch of this dimension
         (:func:`~sparse_query.problem.sketch`): much
@@ -143,7 +159,8 @@ class SparseApproxSampler(QueryStrategy):
     n_pool_ : int
         Pool size seen by :meth:`fit`.
     embedding_kind_ : str
-        ``"gradient"`` or ``"posterior"``.
+        What was used: ``"gradient"``, ``"leaf-gradient"``, ``"committee-gradient"`` or
+        ``"posterior"``.
     temperature_ : float or None
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
@@ -284,6 +301,10 @@ class SparseApproxSampler(QueryStrategy):
     def _choose_kind(self, est):
         if self.embedding != "auto":
             return self.embedding
+        if has_leaf_layer(est):  # tree ensembles: leaves are their last layer (issue 14)
+            return "leaf-gradient"
+        if committee_has_last_layers(est):  # every member has a last layer or leaves
+            return "committee-gradient"
         if adapters.has_last_layer(est):
             return "gradient"
         if adapters.has_posterior(est):
@@ -292,14 +313,16 @@ class SparseApproxSampler(QueryStrategy):
 
         raise adapters.EmbeddingNotSupportedError(
             f"{type(est).__name__} offers neither a last linear layer (for embedding='gradient') "
-            f"nor posterior draws (for embedding='posterior'){_why_not_draws(est)}. Use a "
+            f"nor posterior draws (for embedding='posterior'){_why_not_draws(est)}"
+            f"{_why_no_leaves(est)}. Use a "
             "LogisticRegression, "
             "SGDClassifier(loss='log_loss'), MLPClassifier, a skorch net or torch module ending "
-            "in nn.Linear, an ensemble (RandomForestClassifier, BaggingClassifier), a modAL "
+            "in nn.Linear, a tree ensemble (RandomForestClassifier, ExtraTreesClassifier, "
+            "GradientBoostingClassifier), a BaggingClassifier or soft VotingClassifier, a modAL "
             "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."
         )
 
-    def _temperature(self, est, classifier, X_labeled, y_labeled):
+    def _temperature(self, est, classifier, X_labeled, y_labeled, leaves=False):
         self.temperature_refit_ = False
         if not isinstance(self.temperature, str):
             return float(self.temperature), "fixed"
@@ -315,7 +338,7 @@ class SparseApproxSampler(QueryStrategy):
         if hit is not None:
             return hit
         T, source = estimate_temperature(
-            est, X_labeled, y_labeled, logits_fn=adapters.logits_fn,
+            est, X_labeled, y_labeled, logits_fn=_leaf_logits if leaves else adapters.logits_fn,
             validation=self.validation_data, random_state=self.random_state,
         )
         self.temperature_refit_ = source == "held-out"
@@ -372,6 +395,10 @@ class SparseApproxSampler(QueryStrategy):
                     self._operator = factored_operator(emb.a, emb.h)
                 self._embedding_dim = emb.dim
                 self._sigma = emb.sigma
+        elif kind == "committee-gradient":
+            self._fit_committee_gradient(est, classifier, X_pool, X_labeled, y_labeled)
+        elif kind == "leaf-gradient":
+            self._fit_leaf_gradient(est, classifier, X_pool, X_labeled, y_labeled, progress)
         else:
             probs = adapters.posterior_probas(
                 est, X_pool, n_samples=self.n_posterior_samples, random_state=self.random_state,
@@ -389,6 +416,45 @@ class SparseApproxSampler(QueryStrategy):
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
+
+    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled, progress):
+        """Gradient embedding on a tree ensemble's one-hot leaf indicators (adapters._trees)."""
+        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size, progress=progress)
+        if ll.logits.shape[1] < 2:
+            self._single_class = True
+            return
+        T, source = self._temperature(est, classifier, X_labeled, y_labeled, leaves=True)
+        self.temperature_, self.temperature_source_ = float(T), source
+        if ll.column_class is not None and self._leaf_blocks:  # boosting: logit k reads its trees
+            self._operator, self._sigma = class_block_gradient_embedding(
+                ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
+                dtype=self._dtype)
+            self._embedding_dim = self._operator.space_shape[0]
+            return
+        # the indicators stay CSR (one non-zero per tree and row): problem_sparse's operator
+        emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
+        self._operator = factored_operator(emb.a, emb.h)
+        self._embedding_dim = emb.dim
+        self._sigma = emb.sigma
+
+    #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
+    _leaf_blocks = True
+
+    def _fit_committee_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
+        """Every committee member's last-layer gradients under the committee's labels."""
+        parts = committee_last_layers(est, X_pool, batch_size=self.batch_size)
+        if parts[0][0].shape[1] < 2:
+            self._single_class = True
+            return
+        if isinstance(self.temperature, str):
+            raise ValueError("temperature='auto' is not supported with "
+                             "embedding='committee-gradient'; pass a number (default 0.01).")
+        T = float(self.temperature)
+        self.temperature_, self.temperature_source_ = T, "fixed"
+        self._operator, self._sigma, _ = committee_gradient_embedding(
+            [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=T,
+            biases=[b for _, _, b in parts], dtype=self._dtype)
+        self._embedding_dim = self._operator.space_shape[0]
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
@@ -563,6 +629,17 @@ def _cost(operator, solver, b, sketch_dim):
     else:
         build = operator.project_cost * sketch_dim
     return build + (IHT_PASSES if solver == "iht" else b) * sketch_dim
+
+
+def _why_no_leaves(est) -> str:
+    if type(est).__name__.startswith("HistGradientBoosting"):
+        return (" (a HistGradientBoosting model has no public apply(), so its leaves cannot "
+                "serve as a last layer; use GradientBoostingClassifier or a forest)")
+    return ""
+
+
+def _leaf_logits(estimator, X):
+    return leaf_last_layer(estimator, X).logits.numpy()
 
 
 #: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.

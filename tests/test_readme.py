@@ -232,14 +232,27 @@ def row_variational(d):
 
 
 def row_forests(d):
-    from sklearn.ensemble import (
-        BaggingClassifier, ExtraTreesClassifier, RandomForestClassifier, VotingClassifier,
-    )
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import BaggingClassifier, ExtraTreesClassifier, RandomForestClassifier
     from sklearn.tree import DecisionTreeClassifier
     X, y, P = d
     for m in (RandomForestClassifier(5, random_state=0), ExtraTreesClassifier(5, random_state=0),
-              BaggingClassifier(DecisionTreeClassifier(), n_estimators=5, random_state=0),
+              BaggingClassifier(DecisionTreeClassifier(), n_estimators=5, random_state=0)):
+        _works(_fit_quiet(m, X, y), P, "leaf-gradient")
+
+
+def row_gradient_boosting(d):
+    from sklearn.ensemble import GradientBoostingClassifier
+    X, y, P = d
+    gb = _fit_quiet(GradientBoostingClassifier(n_estimators=3, random_state=0), X[:150], y[:150])
+    _works(gb, P, "leaf-gradient")
+
+
+def row_other_ensembles(d):
+    from sklearn.ensemble import BaggingClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+    X, y, P = d
+    for m in (BaggingClassifier(LogisticRegression(max_iter=200), n_estimators=3, random_state=0),
               VotingClassifier([("lr", LogisticRegression(max_iter=300)),
                                 ("dt", DecisionTreeClassifier(max_depth=3))], voting="soft")):
         _works(_fit_quiet(m, X, y), P, "posterior")
@@ -261,6 +274,20 @@ def row_committee(d):
     c = Committee([_learner(RandomForestClassifier(5, random_state=0), X, y),
                    _learner(RandomForestClassifier(5, random_state=1), X[few], y[few])])
     _works(c, P, "posterior")
+
+
+def row_committee_gradient(d):
+    from modAL.models import Committee
+    from sklearn.linear_model import LogisticRegression
+    X, y, P = d
+    c = Committee([_learner(LogisticRegression(max_iter=300, C=c), X, y) for c in (0.1, 1.0)])
+    _works(c, P, "committee-gradient")
+
+
+def row_hist_gradient_boosting(d):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    X, y, P = d
+    _refused(_fit_quiet(HistGradientBoostingClassifier(max_iter=3), X, y), P, "apply")
 
 
 def row_learner(d):
@@ -308,15 +335,13 @@ def row_ovr(d):
 
 def row_boosting(d):
     from sklearn.ensemble import (
-        AdaBoostClassifier, GradientBoostingClassifier, StackingClassifier, VotingClassifier,
+        AdaBoostClassifier, StackingClassifier, VotingClassifier,
     )
     from sklearn.linear_model import LogisticRegression
     from sklearn.tree import DecisionTreeClassifier
     X, y, P = d
     _refused(_fit_quiet(AdaBoostClassifier(n_estimators=5, random_state=0), X, y), P,
              "boosting stages")
-    _refused(_fit_quiet(GradientBoostingClassifier(n_estimators=3, random_state=0), X[:150],
-                        y[:150]), P, "neither a last linear layer")
     _refused(_fit_quiet(StackingClassifier([("lr", LogisticRegression(max_iter=200)),
                                             ("dt", DecisionTreeClassifier(max_depth=2))], cv=2),
                         X, y), P, "final estimator")
@@ -386,16 +411,19 @@ ROWS = {
     "`Pipeline(..., clf)`": row_pipeline,
     "skorch `NeuralNetClassifier`, plain `torch.nn.Module`": row_skorch,
     "`GridSearchCV`, `RandomizedSearchCV` (`refit=True`)": row_search,
-    "skorch net with dropout": row_dropout,
+    "skorch net with dropout (MC dropout)": row_dropout,
     "net with `sparse_query.nn.VariationalLinear`": row_variational,
-    "`RandomForestClassifier`, `ExtraTreesClassifier`, `BaggingClassifier`, soft "
-    "`VotingClassifier` without weights": row_forests,
-    "modAL `Committee`": row_committee,
+    "`RandomForestClassifier`, `ExtraTreesClassifier`, `BaggingClassifier` of decision trees":
+        row_forests,
+    "`GradientBoostingClassifier`": row_gradient_boosting,
+    "other `BaggingClassifier`, soft `VotingClassifier` without weights": row_other_ensembles,
+    "modAL `Committee` whose members have last layers or leaves": row_committee_gradient,
+    "other modAL `Committee` (e.g. with an `SVC` member)": row_committee,
     "modAL `ActiveLearner`": row_learner,
     "regressors: `Ridge`, `RandomForestRegressor`, skorch `NeuralNetRegressor`": row_regressors,
     "`OneVsRestClassifier`, `OneVsOneClassifier`": row_ovr,
-    "`AdaBoostClassifier`, `GradientBoostingClassifier`, `StackingClassifier`, weighted "
-    "`VotingClassifier`": row_boosting,
+    "`AdaBoostClassifier`, `StackingClassifier`, weighted `VotingClassifier`": row_boosting,
+    "`HistGradientBoostingClassifier`": row_hist_gradient_boosting,
     "`SVC`, `KNeighborsClassifier`": row_svc,
     "a torch net whose last `nn.Linear` is not its class head: a `Parameter` head after a "
     "hidden layer, an auxiliary layer that runs after the head, `logits / T` in `forward`, a "

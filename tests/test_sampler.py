@@ -203,7 +203,7 @@ def test_active_learner_rounds(digits, name, solver):
     strategy = Counting(solver=solver, device="cpu", random_state=0)
     learner = ActiveLearner(ESTIMATORS[name](), query_strategy=strategy, X_training=X0, y_training=y0)
     _loop(learner, strategy, Xp, yp)
-    assert strategy.embedding_kind_ == ("posterior" if name == "forest" else "gradient")
+    assert strategy.embedding_kind_ == ("leaf-gradient" if name == "forest" else "gradient")
 
 
 def test_mc_dropout_skorch_net_with_posterior_embedding(digits):
@@ -231,7 +231,7 @@ def test_committee(digits):
     strategy = Counting(solver="iht", random_state=0, device="cpu")
     committee = Committee(learner_list=members, query_strategy=strategy)
     _loop(committee, strategy, Xp, yp, rounds=2)
-    assert strategy.embedding_kind_ == "posterior"
+    assert strategy.embedding_kind_ == "committee-gradient"  # members have last layers
 
 
 _MODAL_0421_SCRIPT = textwrap.dedent(

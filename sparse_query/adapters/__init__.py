@@ -16,8 +16,13 @@ What is found where (duck typing; skorch, modAL and tqdm are imported lazily, if
 - ``MLPClassifier``: last layer = the last hidden activations and the output layer.
 - ``Pipeline``: the final step's, on ``X`` transformed by the other steps.
 - forests, bagging, unweighted soft voting, a modAL ``Committee``: posterior draws = the
-  members. One-vs-rest / one-vs-one, boosting, stacking and weighted voting are refused.
+  members. One-vs-rest / one-vs-one, boosting, stacking and weighted voting are refused as
+  posterior draws.
 - ``GridSearchCV`` / ``RandomizedSearchCV``: their ``best_estimator_``. Regressors: refused.
+- forests, extra trees, bagging of trees, gradient boosting: also a last layer = the one-hot
+  leaf indicators (``_trees``: sparse CSR, logits whose softmax is ``predict_proba``).
+- MC dropout whose only dropout feeds the last ``nn.Linear``: draws on cached features
+  (``_draws``); committee members' last layers for the committee gradient embedding.
 - modAL ``ActiveLearner``: whatever its ``.estimator`` offers.
 
 Every function that touches the pool works in chunks of ``batch_size`` rows, and every change
@@ -25,7 +30,8 @@ to a torch module (eval mode, hooks, device) is undone in ``finally``.
 
 Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes, chunking),
 ``_torch`` (torch modules and skorch nets), ``_sklearn`` (linear models, ``MLPClassifier``),
-``_ensembles`` (forests, bagging, voting, committees) and ``_api`` (the public functions).
+``_ensembles`` (forests, bagging, voting, committees), ``_trees`` (leaf indicators), ``_draws``
+(cached MC-dropout draws, committee last layers) and ``_api`` (the public functions).
 Import the public names from ``sparse_query.adapters``; the submodules are private.
 """
 from ._api import (
@@ -35,6 +41,7 @@ from ._common import (
     EmbeddingNotSupportedError, LastLayer, check_fitted, classes_of, get_labeled_data,
     unwrap_estimator,
 )
+from ._trees import LeafLayer, has_leaf_layer, leaf_last_layer
 
 __all__ = [
     "EmbeddingNotSupportedError",
@@ -49,4 +56,7 @@ __all__ = [
     "has_posterior",
     "posterior_probas",
     "logits_fn",
+    "LeafLayer",
+    "has_leaf_layer",
+    "leaf_last_layer",
 ]

@@ -373,6 +373,14 @@ def posterior_probas(estimator, X, *, n_samples: int = 20, random_state=None,
         transforms, est = _resolve(estimator)
     tm = None if _is_committee(est) else _torch_module(est)
     if tm is not None:
+        if not progress:  # one forward pass when dropout feeds the last layer (adapters._draws)
+            from ._draws import cached_dropout_probas
+
+            fast = cached_dropout_probas(estimator, X, n_samples=n_samples,
+                                         random_state=random_state, batch_size=batch_size,
+                                         device=device)
+            if fast is not None:
+                return fast
         return _torch_posterior(tm[0], tm[1], X, transforms, n_samples=n_samples,
                                 random_state=random_state, batch_size=batch_size, device=device,
                                 progress=bool(progress),

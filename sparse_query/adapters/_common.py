@@ -14,8 +14,10 @@ from sklearn.utils.validation import check_is_fitted
 from .._utils import check_int
 
 _LAST_LAYER_HELP = (
-    "Use embedding='posterior' (its members are posterior draws), or a LogisticRegression / "
-    "MLPClassifier / skorch net."
+    "Use embedding='posterior' (its members are posterior draws), embedding='leaf-gradient' "
+    "for a tree ensemble (its leaves are a last layer), embedding='committee-gradient' for a "
+    "committee whose members have last layers, or a LogisticRegression / MLPClassifier / "
+    "skorch net."
 )
 _GRADIENT_USERS = (
     "Use a LogisticRegression, SGDClassifier(loss='log_loss'), MLPClassifier, or a skorch net / "

@@ -1,0 +1,344 @@
+"""Quality matrix (issue 14): model family x offline dataset x strategy x seed, in the modAL loop.
+
+One command runs (resumably) every cell that is missing and rebuilds the summary::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --out benchmarks/results/quality
+
+Protocol: a stratified pool/test split and a random seed set per seed (the harness's
+``split_dataset`` / ``initial_labeled``, so every strategy of a seed shares them); each round a
+fresh model (or fresh committee members) is trained on every label so far and its test accuracy
+recorded; then the fitted model is wrapped in a modAL ``ActiveLearner`` (or its members in a
+modAL ``Committee``) whose ``query`` calls the strategy -- the same call a modAL user makes --
+and the batch is labeled. AUC = trapezoidal area under accuracy vs labels over the label range.
+
+Strategies: ``random`` (sparse_query.RandomSampling), ``modal-ubs`` (modAL's
+``uncertainty_batch_sampling``), ``ours`` (``SparseApproxSampler()`` at its defaults, i.e.
+``embedding="auto"``) and named variants ``ours:key=value,...``, and the library baselines
+``coreset`` (BayesianCoreset), ``bald``, ``badge``, ``entropy``; ``ours-outer`` is the gradient
+boosting ablation (the full outer-product gradient embedding on the leaves instead of the
+exact class-block one).
+
+Every run is one JSON under ``<out>/<dataset>_<family>/``; ``<out>/quality.json`` holds the
+summary (mean AUC, paired difference to random per seed, its mean, std and min) and
+``<out>/quality.md`` the tables, ``<out>/matrix.md`` the summary; for the default ``--out`` the
+BENCHMARKS.md section ``benchmarks/results/quality_matrix.md`` is rebuilt from the template
+``benchmarks/quality_section.md`` (then run ``benchmarks/build_benchmarks_md.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from sparse_query.benchmark.datasets import initial_labeled, split_dataset  # noqa: E402
+from sparse_query.benchmark.metrics import auc  # noqa: E402
+from sparse_query.benchmark.strategies import _value, slug  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# model families: make(n_features, n_classes, n_train, seed) -> list of unfitted members
+# (one member: ActiveLearner; several: modAL Committee)
+# ---------------------------------------------------------------------------------------------
+def _rf(nf, nc, n, seed):
+    from sklearn.ensemble import RandomForestClassifier
+    return [RandomForestClassifier(n_estimators=50, random_state=seed, n_jobs=1)]
+
+
+def _et(nf, nc, n, seed):
+    from sklearn.ensemble import ExtraTreesClassifier
+    return [ExtraTreesClassifier(n_estimators=50, random_state=seed, n_jobs=1)]
+
+
+def _gb(nf, nc, n, seed):
+    from sklearn.ensemble import GradientBoostingClassifier
+    return [GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=seed)]
+
+
+def _bagging(nf, nc, n, seed):
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.tree import DecisionTreeClassifier
+    return [BaggingClassifier(DecisionTreeClassifier(), n_estimators=20, random_state=seed)]
+
+
+def _committee_sk(nf, nc, n, seed):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    return [LogisticRegression(max_iter=1000),
+            RandomForestClassifier(n_estimators=30, random_state=seed, n_jobs=1),
+            MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=seed)]
+
+
+def _torch_mlp(nf, nc, n, seed, dropout=0.0):
+    from sparse_query.benchmark.models import make_model
+    return make_model("mlp-dropout" if dropout else "torch-mlp", nf, nc, n, seed=seed)
+
+
+def _committee_skorch(nf, nc, n, seed):
+    # classes= fixed: a seed set missing a class must not shrink a member's classes_ below
+    # its n_classes outputs (modAL's Committee aligns members by classes_)
+    return [_torch_mlp(nf, nc, n, seed + 101 * i).set_params(classes=list(range(nc)))
+            for i in range(3)]
+
+
+def _mc_dropout(nf, nc, n, seed):
+    return [_torch_mlp(nf, nc, n, seed, dropout=0.25)]
+
+
+def _vlinear(nf, nc, n, seed):
+    import math
+
+    import torch
+
+    from sparse_query.nn import BayesianLastLayerNet, VariationalNetClassifier
+    epochs = max(50, math.ceil(300 / max(1, math.ceil(n / 32))))
+    return [VariationalNetClassifier(
+        BayesianLastLayerNet, module__feature_extractor=torch.nn.Identity(),
+        module__feature_dim=nf, module__n_classes=nc, module__hidden=128,
+        optimizer=torch.optim.Adam, lr=1e-3, max_epochs=epochs, batch_size=32,
+        train_split=None, verbose=0)]
+
+
+FAMILIES = {
+    "rf": _rf, "et": _et, "gb": _gb, "bagging": _bagging, "committee-sk": _committee_sk,
+    "committee-skorch": _committee_skorch, "mc-dropout": _mc_dropout, "vlinear": _vlinear,
+}
+
+#: Strategies run per family by default (peers + relevant library baselines + ours variants).
+TREE = ["random", "modal-ubs", "ours", "ours:temperature=0.1", "coreset"]
+NET = ["random", "modal-ubs", "ours", "ours:embedding=posterior,n_posterior_samples=200,alpha=0",
+       "coreset", "bald", "badge"]
+COMMITTEE = ["random", "modal-ubs", "ours", "ours:embedding=posterior", "coreset", "bald"]
+DEFAULT_STRATEGIES = {
+    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours", "ours-outer"], "bagging": TREE,
+    "committee-sk": COMMITTEE, "committee-skorch": COMMITTEE, "mc-dropout": NET,
+    "vlinear": NET,
+}
+
+
+def _fit(member, X, y, seed):
+    if type(member).__module__.startswith(("skorch", "sparse_query")):
+        import torch
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            member.fit(np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64))
+        return member
+    from sklearn.exceptions import ConvergenceWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        member.fit(X, y)
+    return member
+
+
+def _strategy(spec, seed):
+    import sparse_query as sq
+
+    name, _, rest = spec.partition(":")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        k, _, v = item.partition("=")
+        params[k] = _value(v)
+    common = {"random_state": seed, "device": "cpu"}
+    if name == "modal-ubs":
+        from modAL.batch import uncertainty_batch_sampling
+        return uncertainty_batch_sampling
+    if name == "ours":
+        return sq.SparseApproxSampler(**{**common, **params})
+    if name == "ours-outer":  # boosting ablation: full outer product instead of class blocks
+        class Outer(sq.SparseApproxSampler):
+            _leaf_blocks = False
+        return Outer(**{**common, **params})
+    cls = {"random": sq.RandomSampling, "coreset": sq.BayesianCoreset, "bald": sq.BALD,
+           "badge": sq.BADGE, "entropy": sq.EntropySampling}[name]
+    return cls(**{**common, **params})
+
+
+def _learner(members, strategy, X_lab, y_lab):
+    from modAL.models import ActiveLearner, Committee
+
+    learners = []
+    for m in members:
+        al = ActiveLearner(estimator=m, query_strategy=strategy)
+        al.X_training, al.y_training = X_lab, y_lab  # fitted by the loop, seeded
+        learners.append(al)
+    if len(learners) == 1:
+        return learners[0]
+    com = Committee(learner_list=learners, query_strategy=strategy)
+    com.X_training, com.y_training = X_lab, y_lab
+    return com
+
+
+def run_one(dataset, family, spec, seed, seed_size, batch, rounds, max_pool=None):
+    split = split_dataset(dataset, seed, max_pool=max_pool)
+    n_pool = len(split.y_pool)
+    Xp = split.X_pool.astype(np.float32)
+    labeled = np.zeros(n_pool, dtype=bool)
+    labeled[initial_labeled(n_pool, seed_size, seed)] = True
+    strategy = _strategy(spec, seed)
+    labels, accs, qtimes, kinds = [], [], [], []
+    for r in range(rounds + 1):
+        idx = np.flatnonzero(labeled)
+        members = FAMILIES[family](split.n_features, split.n_classes, len(idx), seed * 1000 + r)
+        for i, m in enumerate(members):
+            _fit(m, Xp[idx], split.y_pool[idx], seed * 1000 + r + 7 * i)
+        learner = _learner(members, strategy, Xp[idx], split.y_pool[idx])
+        pred = learner.predict(split.X_test.astype(np.float32))
+        labels.append(int(idx.size))
+        accs.append(float(np.mean(np.asarray(pred).reshape(-1) == split.y_test)))
+        if r == rounds:
+            break
+        unl = np.flatnonzero(~labeled)
+        t0 = time.perf_counter()
+        out = learner.query(Xp[unl], n_instances=batch)
+        qtimes.append(time.perf_counter() - t0)
+        picked = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.int64)
+        if len(np.unique(picked)) != batch:
+            raise RuntimeError(f"{spec} returned {len(np.unique(picked))} distinct of {batch}")
+        kinds.append(getattr(strategy, "embedding_kind_", None))
+        labeled[unl[picked]] = True
+    return {"config": dict(dataset=dataset, family=family, strategy=spec, seed=seed,
+                           seed_size=seed_size, batch=batch, rounds=rounds, max_pool=max_pool),
+            "labels": labels, "accuracy": accs, "auc": auc(labels, accs),
+            "query_time": qtimes, "embedding_kind": kinds, "n_pool": n_pool,
+            "loadavg": os.getloadavg()}
+
+
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "quality")
+
+
+def summarise(out):
+    """Collect every run under ``out``: per (dataset, family, strategy) mean AUC and paired diffs."""
+    runs = {}
+    for root, _, files in os.walk(out):
+        for f in files:
+            if f.endswith(".json") and "_seed" in f:
+                with open(os.path.join(root, f)) as fh:
+                    rec = json.load(fh)
+                c = rec["config"]
+                runs[(c["dataset"], c["family"], c["strategy"], c["seed"])] = rec
+    rows = []
+    cells = sorted({(d, f) for d, f, _, _ in runs})
+    for d, f in cells:
+        strats = sorted({s for dd, ff, s, _ in runs if (dd, ff) == (d, f)})
+        for s in strats:
+            seeds = sorted(sd for dd, ff, ss, sd in runs if (dd, ff, ss) == (d, f, s))
+            aucs = [runs[(d, f, s, sd)]["auc"] * 100 for sd in seeds]
+            diffs = [runs[(d, f, s, sd)]["auc"] * 100 - runs[(d, f, "random", sd)]["auc"] * 100
+                     for sd in seeds if (d, f, "random", sd) in runs]
+            kinds = sorted({k for sd in seeds for k in runs[(d, f, s, sd)]["embedding_kind"]
+                            if k})
+            rows.append(dict(
+                dataset=d, family=f, strategy=s, seeds=len(seeds), auc=float(np.mean(aucs)),
+                auc_std=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
+                diff_random=float(np.mean(diffs)) if diffs else None,
+                diff_std=float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
+                diff_min=float(np.min(diffs)) if diffs else None,
+                s_per_query=float(np.mean([np.mean(runs[(d, f, s, sd)]["query_time"])
+                                           for sd in seeds])),
+                embedding_kind=",".join(kinds) or None,
+            ))
+    with open(os.path.join(out, "quality.json"), "w") as fh:
+        json.dump(rows, fh, indent=1)
+    lines = []
+    for d, f in cells:
+        lines += [f"\n#### {f} on {d}\n",
+                  "| strategy | seeds | AUC (%) | AUC − random, paired (%) | worst seed | s / query |",
+                  "|---|---|---|---|---|---|"]
+        for r in sorted([r for r in rows if (r["dataset"], r["family"]) == (d, f)],
+                        key=lambda r: -r["auc"]):
+            diff = "–" if r["strategy"] == "random" or r["diff_random"] is None else \
+                f"{r['diff_random']:+.2f} ± {r['diff_std']:.2f}"
+            worst = "–" if r["strategy"] == "random" or r["diff_min"] is None else \
+                f"{r['diff_min']:+.2f}"
+            name = r["strategy"] + (f" ({r['embedding_kind']})" if r["embedding_kind"] else "")
+            lines.append(f"| {name} | {r['seeds']} | {r['auc']:.2f} ± {r['auc_std']:.2f} | "
+                         f"{diff} | {worst} | {r['s_per_query']:.3f} |")
+    with open(os.path.join(out, "quality.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    matrix = _matrix(rows, cells)
+    with open(os.path.join(out, "matrix.md"), "w") as fh:
+        fh.write(matrix)
+    template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quality_section.md")
+    if os.path.exists(template) and os.path.abspath(out) == os.path.abspath(DEFAULT_OUT):
+        minutes = sum(r.get("wall_time", 0.0) for r in runs.values()) / 60
+        text = open(template).read().replace("@@MATRIX@@", matrix.rstrip()).replace(
+            "@@MINUTES@@", f"{minutes:.0f}")
+        with open(os.path.join(os.path.dirname(os.path.abspath(out)), "quality_matrix.md"),
+                  "w") as fh:
+            fh.write(text)  # the BENCHMARKS.md section (benchmarks/build_benchmarks_md.py)
+    return rows
+
+
+PEERS = ("modal-ubs", "badge", "coreset", "bald")
+
+
+def _matrix(rows, cells):
+    """One line per (family, dataset): the default sampler against random and the best peer."""
+    out = ["| family | dataset | seeds | `ours` (embedding) AUC − random | best peer: AUC − random "
+           "| `ours` − best peer | `ours` ≥ random on every seed |",
+           "|---|---|---|---|---|---|---|"]
+    order = list(FAMILIES)
+    for d, f in sorted(cells, key=lambda c: (order.index(c[1]), c[0])):
+        rs = {r["strategy"]: r for r in rows if (r["dataset"], r["family"]) == (d, f)}
+        ours = rs.get("ours")
+        peers = [rs[p] for p in PEERS if p in rs and rs[p]["diff_random"] is not None]
+        if ours is None or ours["diff_random"] is None or not peers:
+            continue
+        best = max(peers, key=lambda r: r["diff_random"])
+        gap = ours["diff_random"] - best["diff_random"]
+        out.append(
+            f"| {f} | {d} | {ours['seeds']} | {ours['diff_random']:+.2f} ± {ours['diff_std']:.2f} "
+            f"({ours['embedding_kind']}) | {best['strategy']}: {best['diff_random']:+.2f} ± "
+            f"{best['diff_std']:.2f} | {gap:+.2f} | "
+            f"{'yes' if ours['diff_min'] >= 0 else 'no (worst ' + format(ours['diff_min'], '+.2f') + ')'} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    ap.add_argument("--datasets", nargs="+", default=["digits", "mnist1d", "mnist"])
+    ap.add_argument("--strategies", nargs="+", default=None,
+                    help="override the per-family default list")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seed-size", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--max-pool", type=int, default=None)
+    ap.add_argument("--out", default="benchmarks/results/quality")
+    ap.add_argument("--summary-only", action="store_true")
+    a = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)
+    os.makedirs(a.out, exist_ok=True)
+    if not a.summary_only:
+        for seed in a.seeds:          # seeds outermost: partial results cover every cell
+            for dataset in a.datasets:
+                for family in a.families:
+                    for spec in a.strategies or DEFAULT_STRATEGIES[family]:
+                        path = os.path.join(a.out, f"{dataset}_{family}",
+                                            f"{slug(spec)}_seed{seed}.json")
+                        if os.path.exists(path):
+                            continue
+                        t0 = time.perf_counter()
+                        rec = run_one(dataset, family, spec, seed, a.seed_size, a.batch,
+                                      a.rounds, a.max_pool)
+                        rec["wall_time"] = time.perf_counter() - t0
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        with open(path + ".tmp", "w") as fh:
+                            json.dump(rec, fh)
+                        os.replace(path + ".tmp", path)
+                        print(f"[done] {dataset}/{family} {spec} seed={seed}: AUC "
+                              f"{rec['auc'] * 100:.2f} ({rec['wall_time']:.0f} s)", flush=True)
+    summarise(a.out)
+
+
+if __name__ == "__main__":
+    main()

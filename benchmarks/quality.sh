@@ -1,0 +1,16 @@
+#!/bin/sh
+# Quality matrix of issue 14 (benchmarks/bench_quality.py); resumable, runs only what is missing.
+# Priority order (compute was scarce): forests and MC dropout on digits + MNIST-1D first, then
+# the other families, then the MNIST sample. All phases: about 70 minutes of compute on 2 shared
+# cores at load 4-9 (the sum of the runs' wall times; see benchmarks/results/quality_matrix.md).
+set -e
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+OUT=${OUT:-benchmarks/results/quality}
+B="python benchmarks/bench_quality.py --out $OUT"
+$B --seeds 0 1 2 3 4 --families rf et mc-dropout --datasets digits mnist1d
+$B --seeds 0 1 2 3 4 --families bagging gb vlinear committee-sk --datasets digits mnist1d
+$B --seeds 0 1 2 --families committee-skorch --datasets digits mnist1d
+$B --seeds 0 1 2 --families rf et mc-dropout committee-sk --datasets mnist
+$B --seeds 0 1 2 --families bagging vlinear gb --datasets mnist
+$B --seeds 3 4 --families committee-skorch --datasets digits mnist1d
+$B --seeds 3 4 --families rf et mc-dropout committee-sk bagging vlinear gb --datasets mnist
