@@ -71,8 +71,12 @@ def test_ovo_and_gradient_boosting_are_refused(data):
     with pytest.raises(EmbeddingNotSupportedError, match="no predict_proba"):
         EntropySampling(device="cpu").fit_query(pool, ovo, 5)
     gb = GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X[:200], y[:200])
-    with pytest.raises(EmbeddingNotSupportedError, match="neither a last linear layer"):
-        SparseApproxSampler(device="cpu").fit_query(pool, gb, 5)
+    # boosting stages are not posterior draws: refused as such; its leaves serve as a last
+    # layer (leaf-gradient, issue 14), which embedding="auto" uses
+    with pytest.raises(EmbeddingNotSupportedError, match="boosting"):
+        SparseApproxSampler(device="cpu", embedding="posterior").fit_query(pool, gb, 5)
+    s = SparseApproxSampler(device="cpu")
+    assert s.fit_query(pool, gb, 5).shape == (5,) and s.embedding_kind_ == "leaf-gradient"
 
 
 def test_forest_and_unweighted_voting_stay_posterior_draws(data):

@@ -30,7 +30,7 @@ def test_dask_pool_matches_in_memory_pool(client, solver, sketch_dim):
     pool = X[60:760]
     kw = dict(solver=solver, sketch_dim=sketch_dim, random_state=0, device="cpu", dtype="float64")
     ls = SparseApproxSampler(**kw)
-    local = ls.fit_query(pool, model, 12)
+    local = ls.fit(pool, model).query(12)  # fit keeps the embedding (fit_query would not)
     s = SparseApproxSampler(**kw)
     remote = s.fit_query(da.from_array(pool, chunks=(150, -1)), model, 12)
     if solver == "greedy":

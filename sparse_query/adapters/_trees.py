@@ -31,7 +31,7 @@ import scipy.sparse as sp
 import torch
 
 from ._common import (
-    EmbeddingNotSupportedError, _apply, _chunks, _name, _prepare_X, _progress, _resolve,
+    EmbeddingNotSupportedError, _apply, _check_feature_names, _chunks, _name, _prepare_X, _progress, _resolve,
     _to_numpy, check_fitted, classes_of,
 )
 
@@ -253,7 +253,9 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
     rows, zs = [], []
     with _progress(n, bool(progress), "leaves") as bar:
         for _, _, chunk in _chunks(X, n, batch_size, bar):
-            x = _to_numpy(_apply(transforms, chunk))
+            x = _apply(transforms, chunk)
+            _check_feature_names(est, x)  # we call each tree's apply on numpy: do sklearn's check
+            x = _to_numpy(x)
             c = x.shape[0]
             idx = np.empty((c, T), dtype=np.int64)
             for i, (t, feats, _, _) in enumerate(trees):
