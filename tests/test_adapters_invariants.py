@@ -17,9 +17,6 @@ from sparse_query.adapters import (
     EmbeddingNotSupportedError, last_layer_outputs, posterior_probas, predict_proba,
 )
 from sparse_query.baselines import EntropySampling, KCenterGreedy, MarginSampling
-from sparse_query.embeddings import gradient_embedding
-from sparse_query.problem import FactoredOperator, SparseApproxProblem
-from sparse_query.solvers import greedy
 
 skorch = pytest.importorskip("skorch")
 from skorch import NeuralNetClassifier, NeuralNetRegressor  # noqa: E402
@@ -150,15 +147,10 @@ def test_tempered_net_differs_by_what_the_message_says(data):
         last_layer_outputs(net, pool)
 
 
-def _hand_batch(features, probs, b, *, T=0.01, alpha=0.1, beta=1e-3, tau=1.0):
-    """The sampler's greedy batch, recomputed from the head's inputs and predict_proba."""
-    z = torch.log(torch.as_tensor(probs, dtype=torch.float64))
-    emb = gradient_embedding(z, torch.as_tensor(features, dtype=torch.float64), temperature=T)
-    n = z.shape[0]
-    prob = SparseApproxProblem(FactoredOperator(emb.a, emb.h), emb.sigma, b,
-                               alpha=alpha * n ** 2 / b, beta=beta, device="cpu",
-                               dtype="float64")
-    return greedy(prob, tau=tau).indices
+def _hand_batch(features, probs, b, **kw):
+    from _hand import hand_batch
+
+    return hand_batch(features, probs, b, **kw)
 
 
 def test_declared_head_with_tuple_output_gives_the_hand_batch(data):

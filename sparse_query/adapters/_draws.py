@@ -23,7 +23,7 @@ from ._common import (
     EmbeddingNotSupportedError, _is_committee, _members, _prepare_X, _resolve, classes_of,
 )
 from ._torch import (
-    _Capture, _dropouts, _forward, _inference, _is_variational, _module_dtype, _target_device,
+    _Capture, _dropouts, _forward, _inference, _is_variational, _module_dtype,
     _to_tensor, _torch_last_layer, _torch_module,
 )
 from ._common import _apply, _take

@@ -149,3 +149,32 @@ def _generator_for(generator, device: torch.device) -> torch.Generator:
             f"create it with torch.Generator(device={str(device)!r})."
         )
     return generator
+
+
+def kmeanspp_d2(sq: torch.Tensor, dist, n_instances: int, gen) -> SelectionResult:
+    """k-means++ seeding by D^2 sampling without repeats, given the squared norms ``sq`` (n,)
+    and ``dist(i)``, the squared distances of every point to point ``i`` (n,). The first
+    centre is the largest norm (ties to the lower index); shared by the dense and sparse
+    BADGE kernels."""
+    n = sq.shape[0]
+    available = torch.ones(n, dtype=torch.bool, device=sq.device)
+    i = int(torch.argmax(sq))  # first maximum: ties go to the lower index
+    chosen, scores = [i], [float(sq[i])]
+    available[i] = False
+    d2 = dist(i)
+    for _ in range(n_instances - 1):
+        w = d2.masked_fill(~available, 0)
+        if float(w.sum()) > 0:
+            i = int(torch.multinomial(w, 1, generator=gen))
+        else:  # every remaining point coincides with a centre: uniform over the rest
+            i = int(torch.multinomial(available.to(sq.dtype), 1, generator=gen))
+        if not bool(available[i]):  # pragma: no cover - zero weights are never drawn
+            i = int(torch.argmax(w))
+        chosen.append(i)
+        scores.append(float(d2[i]))
+        available[i] = False
+        d2 = torch.minimum(d2, dist(i))
+    return SelectionResult(
+        torch.tensor(chosen, dtype=torch.long, device=sq.device),
+        torch.tensor(scores, dtype=sq.dtype, device=sq.device),
+    )

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from ..problem_sparse import ROW_BLOCK, as_csr, row_sqnorms, sparse_dots
-from ._common import SelectionResult
+from ._common import SelectionResult, kmeanspp_d2
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -27,34 +27,15 @@ def _badge_kmeanspp_sparse(a: torch.Tensor, h, n_instances: int, gen) -> Selecti
     """:func:`.badge._badge_kmeanspp` with a CSR ``h``: distances in factored sparse form."""
     dt = a.dtype
     H = as_csr(h, _NP[dt], name="h")
-    n = a.shape[0]
     hsq = torch.from_numpy(row_sqnorms(H)).to(dt).to(a.device)
     sq = (a * a).sum(1) * hsq
-    available = torch.ones(n, dtype=torch.bool, device=a.device)
 
     def dist(i):
         hh = torch.from_numpy(sparse_dots(H, H, [i])[:, 0]).to(a.device)
         # badge._factored_sqdist with h @ h_c replaced by the sparse product
         return _factored_sqdist_from_dots(a, sq, a[i], sq[i], hh)
 
-    i = int(torch.argmax(sq))
-    chosen, scores = [i], [float(sq[i])]
-    available[i] = False
-    d2 = dist(i)
-    for _ in range(n_instances - 1):
-        w = d2.masked_fill(~available, 0)
-        if float(w.sum()) > 0:
-            i = int(torch.multinomial(w, 1, generator=gen))
-        else:
-            i = int(torch.multinomial(available.to(a.dtype), 1, generator=gen))
-        if not bool(available[i]):  # pragma: no cover - zero weights are never drawn
-            i = int(torch.argmax(w))
-        chosen.append(i)
-        scores.append(float(d2[i]))
-        available[i] = False
-        d2 = torch.minimum(d2, dist(i))
-    return SelectionResult(torch.tensor(chosen, dtype=torch.long, device=a.device),
-                           torch.tensor(scores, dtype=a.dtype, device=a.device))
+    return kmeanspp_d2(sq, dist, n_instances, gen)
 
 
 def _factored_sqdist_from_dots(a, sq, a_c, sq_c, hh):

@@ -24,7 +24,9 @@ import torch
 from .._base import check_n_instances
 from .._utils import resolve_device, torch_generator
 from ..problem_sparse import is_sparse
-from ._common import SelectionResult, _BaselineStrategy, _generator_for, _to_tensor
+from ._common import (
+    SelectionResult, _BaselineStrategy, _generator_for, _to_tensor, kmeanspp_d2,
+)
 from ._sparse import _badge_kmeanspp_sparse
 
 __all__ = ["badge_kmeanspp", "BADGE"]
@@ -39,29 +41,9 @@ def _factored_sqdist(a, h, sq, a_c, h_c, sq_c) -> torch.Tensor:
 
 def _badge_kmeanspp(a, h, n_instances: int, gen) -> SelectionResult:
     """Unchecked kernel: a (n, K), h (n, d) on one device, same dtype."""
-    n = a.shape[0]
     sq = (a * a).sum(1) * (h * h).sum(1)
-    available = torch.ones(n, dtype=torch.bool, device=a.device)
-    i = int(torch.argmax(sq))  # first maximum: ties go to the lower index
-    chosen, scores = [i], [float(sq[i])]
-    available[i] = False
-    d2 = _factored_sqdist(a, h, sq, a[i], h[i], sq[i])
-    for _ in range(n_instances - 1):
-        w = d2.masked_fill(~available, 0)
-        if float(w.sum()) > 0:
-            i = int(torch.multinomial(w, 1, generator=gen))
-        else:  # every remaining point coincides with a centre: uniform over the rest
-            i = int(torch.multinomial(available.to(a.dtype), 1, generator=gen))
-        if not bool(available[i]):  # pragma: no cover - zero weights are never drawn
-            i = int(torch.argmax(w))
-        chosen.append(i)
-        scores.append(float(d2[i]))
-        available[i] = False
-        d2 = torch.minimum(d2, _factored_sqdist(a, h, sq, a[i], h[i], sq[i]))
-    return SelectionResult(
-        torch.tensor(chosen, dtype=torch.long, device=a.device),
-        torch.tensor(scores, dtype=a.dtype, device=a.device),
-    )
+    return kmeanspp_d2(sq, lambda i: _factored_sqdist(a, h, sq, a[i], h[i], sq[i]),
+                       n_instances, gen)
 
 
 def badge_kmeanspp(a, h, n_instances: int, *, generator=None, device=None) -> SelectionResult:

@@ -124,24 +124,37 @@ def kcenter_greedy(features, n_instances: int, labeled_features=None, *, first=N
             labeled_features = labeled_features.toarray()  # set is small, densify only it
         labeled = _to_tensor(labeled_features, "labeled_features", ndim=2, device=dev,
                              dtype=x.dtype)
-        if labeled.shape[0] and labeled.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"labeled_features has {labeled.shape[1]} features but features has "
-                f"{x.shape[1]}; pass both from the same feature extractor."
-            )
-    if first is not None:
-        first = check_int(first, "first", min_val=0, max_val=n - 1,
-                          max_hint=f"It must index the pool of {n} points.")
+        _check_width(labeled, x)
+    first = _check_first(first, n)
     with torch.no_grad():
         res = _kcenter_greedy(x, n_instances, labeled, first)
+    _warn_coinciding(res, n_instances, stacklevel=3)
+    return res
+
+
+def _check_width(labeled, x) -> None:
+    if labeled.shape[0] and labeled.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"labeled_features has {labeled.shape[1]} features but features has "
+            f"{x.shape[1]}; pass both from the same feature extractor."
+        )
+
+
+def _check_first(first, n: int):
+    if first is None:
+        return None
+    return check_int(first, "first", min_val=0, max_val=n - 1,
+                     max_hint=f"It must index the pool of {n} points.")
+
+
+def _warn_coinciding(res, n_instances: int, stacklevel: int) -> None:
     n_zero = int((res.scores == 0).sum())
     if n_zero:
         warnings.warn(
             f"kcenter_greedy: {n_zero} of the {n_instances} points coincide with an existing "
             "centre (the pool has too few distinct points); they were taken in index order.",
-            UserWarning, stacklevel=2,
+            UserWarning, stacklevel=stacklevel,
         )
-    return res
 
 
 def _kcenter_sparse_checked(features, n_instances, labeled_features, first, device):
@@ -155,23 +168,11 @@ def _kcenter_sparse_checked(features, n_instances, labeled_features, first, devi
     if labeled is not None:
         if not is_sparse(labeled):
             labeled = _to_tensor(labeled, "labeled_features", ndim=2, dtype=dtype).cpu().numpy()
-        if labeled.shape[0] and labeled.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"labeled_features has {labeled.shape[1]} features but features has "
-                f"{x.shape[1]}; pass both from the same feature extractor."
-            )
-    if first is not None:
-        first = check_int(first, "first", min_val=0, max_val=n - 1,
-                          max_hint=f"It must index the pool of {n} points.")
+        _check_width(labeled, x)
+    first = _check_first(first, n)
     with torch.no_grad():
         res = _kcenter_greedy_sparse(x, n_instances, labeled, first, dtype, dev)
-    n_zero = int((res.scores == 0).sum())
-    if n_zero:
-        warnings.warn(
-            f"kcenter_greedy: {n_zero} of the {n_instances} points coincide with an existing "
-            "centre (the pool has too few distinct points); they were taken in index order.",
-            UserWarning, stacklevel=3,
-        )
+    _warn_coinciding(res, n_instances, stacklevel=4)
     return res
 
 

@@ -5,7 +5,6 @@ means more informative*; the strategies return the ``b`` largest, ties broken by
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .._utils import check_int, numpy_rng
