@@ -166,6 +166,7 @@ def render():
     L = ["# Speed: the default against BADGE and k-center, through `fit_query` (issue 15)", "",
          "Regenerate: `python benchmarks/bench_speed.py acq --pools 10000 100000 --batches 100 "
          "1000 5000`, `python benchmarks/bench_speed.py large --n 1000000 --d 512 --b 1000`, "
+         "the same with `--methods default iht --tag _1M_lowload` after the merge, at load ~1.6, "
          "`python benchmarks/bench_speed.py large --n 300000 --d 512 --b 1000 --methods iht "
          "--tag _300k_after` (and the same with `PYTHONPATH=<checkout before issue 15>` and "
          "`--tag _300k_before_main`), `python benchmarks/bench_speed.py acq --pools 1000000 "
@@ -207,7 +208,7 @@ def render():
                      f"{r['load']:.1f} |")
         L.append("")
     large_rows = []
-    for tag in ("", "_300k_after", "_300k_before_main"):
+    for tag in ("", "_1M_lowload", "_300k_after", "_300k_before_main"):
         res = _load_json(f"speed_large{tag}.json")
         if res:
             for r in res["rows"]:
