@@ -117,7 +117,8 @@ NET = ["random", "modal-ubs", "ours", "ours:embedding=posterior,n_posterior_samp
        "coreset", "bald", "badge"]
 COMMITTEE = ["random", "modal-ubs", "ours", "ours:embedding=posterior", "coreset", "bald"]
 DEFAULT_STRATEGIES = {
-    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours", "ours-outer"], "bagging": TREE,
+    "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours:embedding=leaf-gradient",
+                                         "ours-outer:embedding=leaf-gradient"], "bagging": TREE,
     "committee-sk": COMMITTEE, "committee-skorch": COMMITTEE, "mc-dropout": NET,
     "vlinear": NET,
 }
@@ -288,6 +289,10 @@ def _matrix(rows, cells):
     for d, f in sorted(cells, key=lambda c: (order.index(c[1]), c[0])):
         rs = {r["strategy"]: r for r in rows if (r["dataset"], r["family"]) == (d, f)}
         ours = rs.get("ours")
+        refused = ours is None and "ours:embedding=leaf-gradient" in rs
+        if refused:  # embedding="auto" refuses gradient boosting; the explicit leaf embedding
+            ours = dict(rs["ours:embedding=leaf-gradient"],
+                        embedding_kind="auto refuses; explicit leaf-gradient")
         peers = [rs[p] for p in PEERS if p in rs and rs[p]["diff_random"] is not None]
         if ours is None or ours["diff_random"] is None or not peers:
             continue

@@ -244,7 +244,9 @@ def row_gradient_boosting(d):
     from sklearn.ensemble import GradientBoostingClassifier
     X, y, P = d
     gb = _fit_quiet(GradientBoostingClassifier(n_estimators=3, random_state=0), X[:150], y[:150])
-    _works(gb, P, "leaf-gradient")
+    _refused(gb, P, "does not serve GradientBoostingClassifier")
+    s = _sampler(embedding="leaf-gradient")
+    assert s.fit_query(P, gb, 10).shape == (10,) and s.embedding_kind_ == "leaf-gradient"
 
 
 def row_other_ensembles(d):
@@ -415,7 +417,6 @@ ROWS = {
     "net with `sparse_query.nn.VariationalLinear`": row_variational,
     "`RandomForestClassifier`, `ExtraTreesClassifier`, `BaggingClassifier` of decision trees":
         row_forests,
-    "`GradientBoostingClassifier`": row_gradient_boosting,
     "other `BaggingClassifier`, soft `VotingClassifier` without weights": row_other_ensembles,
     "modAL `Committee` whose members have last layers or leaves": row_committee_gradient,
     "other modAL `Committee` (e.g. with an `SVC` member)": row_committee,
@@ -423,6 +424,7 @@ ROWS = {
     "regressors: `Ridge`, `RandomForestRegressor`, skorch `NeuralNetRegressor`": row_regressors,
     "`OneVsRestClassifier`, `OneVsOneClassifier`": row_ovr,
     "`AdaBoostClassifier`, `StackingClassifier`, weighted `VotingClassifier`": row_boosting,
+    "`GradientBoostingClassifier` (with `embedding=\"auto\"`)": row_gradient_boosting,
     "`HistGradientBoostingClassifier`": row_hist_gradient_boosting,
     "`SVC`, `KNeighborsClassifier`": row_svc,
     "a torch net whose last `nn.Linear` is not its class head: a `Parameter` head after a "

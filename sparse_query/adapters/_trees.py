@@ -129,6 +129,13 @@ def has_leaf_layer(estimator) -> bool:
     return getattr(est, "n_outputs_", 1) == 1
 
 
+def is_boosting(estimator) -> bool:
+    """True for a (fitted) ``GradientBoostingClassifier``, also behind a pipeline or learner."""
+    if hasattr(estimator, "learner_list"):
+        return False
+    return _tree_kind(_resolve(estimator)[1]) == "boosting"
+
+
 # ---------------------------------------------------------------------------------------------
 # leaves and leaf values
 # ---------------------------------------------------------------------------------------------
