@@ -270,10 +270,9 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
 
     ``implicit_bias=True`` (with ``bias``) returns ``h`` itself, no ``n x (d + 1)`` copy, and
     marks the bias column implicit (``GradientEmbedding.ones_column``)."""
-    n, K = z.shape
+    n = z.shape[0]
     implicit = bool(bias and implicit_bias)
-    a = torch.empty((n, K), dtype=z.dtype, device=z.device)
-    P_out = torch.empty((n, K), dtype=z.dtype, device=z.device)
+    a, P_out, dist = _class_factors(z, temperature, chunk_size)
     if implicit:
         h_out = h
     else:
@@ -281,11 +280,6 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
     sigma = torch.empty((n,), dtype=z.dtype, device=z.device)
     for start in range(0, n, chunk_size):
         sl = slice(start, min(start + chunk_size, n))
-        zc = z[sl]
-        p = torch.softmax(zc, dim=1)
-        P = _label_distribution(zc, p, temperature)
-        a[sl] = p - P
-        P_out[sl] = P
         if implicit:
             norm = torch.sqrt((h[sl] * h[sl]).sum(dim=1) + 1.0)
         else:
@@ -294,9 +288,28 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
             if bias:
                 hc[:, -1] = 1.0
             norm = torch.linalg.vector_norm(hc, dim=1)
-        sigma[sl] = norm * _expected_onehot_distance(P) / n
+        sigma[sl] = norm * dist[sl] / n
     return GradientEmbedding(a=a, h=h_out, sigma=sigma, probs=P_out, temperature=temperature,
                              ones_column=implicit)
+
+
+def _class_factors(z: torch.Tensor, temperature: float, chunk_size: int):
+    """The class side of the gradient embedding, in chunks of rows: ``a = p - P``, the label
+    distribution ``P`` and ``E_{y~P} ||P - onehot(y)||`` (n,). Shared by the dense and the sparse
+    (``embeddings_sparse``) embeddings, which differ only in ``h``."""
+    n, K = z.shape
+    a = torch.empty((n, K), dtype=z.dtype, device=z.device)
+    P_out = torch.empty((n, K), dtype=z.dtype, device=z.device)
+    dist = torch.empty((n,), dtype=z.dtype, device=z.device)
+    for start in range(0, n, chunk_size):
+        sl = slice(start, min(start + chunk_size, n))
+        zc = z[sl]
+        p = torch.softmax(zc, dim=1)
+        P = _label_distribution(zc, p, temperature)
+        a[sl] = p - P
+        P_out[sl] = P
+        dist[sl] = _expected_onehot_distance(P)
+    return a, P_out, dist
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embeddings import GradientEmbedding, _expected_onehot_distance, _label_distribution
+from .embeddings import GradientEmbedding, _class_factors
 from .problem_sparse import append_ones_column, as_csr, factored_operator, row_sqnorms
 
 __all__ = ["SparseGradientEmbedding"]
@@ -68,15 +68,6 @@ def _sparse_gradient_embedding(z: torch.Tensor, features, temperature: float, bi
     if bias:
         H = append_ones_column(H)
     hnorm = torch.from_numpy(np.sqrt(row_sqnorms(H))).to(dtype=dtype, device=z.device)
-    a = torch.empty((n, K), dtype=dtype, device=z.device)
-    P_out = torch.empty((n, K), dtype=dtype, device=z.device)
-    sigma = torch.empty((n,), dtype=dtype, device=z.device)
-    for start in range(0, n, chunk_size):
-        sl = slice(start, min(start + chunk_size, n))
-        zc = z[sl]
-        p = torch.softmax(zc, dim=1)
-        P = _label_distribution(zc, p, temperature)
-        a[sl] = p - P
-        P_out[sl] = P
-        sigma[sl] = hnorm[sl] * _expected_onehot_distance(P) / n
+    a, P_out, dist = _class_factors(z, temperature, chunk_size)
+    sigma = hnorm * dist / n
     return SparseGradientEmbedding(a=a, h=H, sigma=sigma, probs=P_out, temperature=temperature)
