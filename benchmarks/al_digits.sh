@@ -14,3 +14,11 @@ python -m sparse_query.benchmark --dataset digits --model logreg --strategies $S
 python -m sparse_query.benchmark --dataset digits --model mlp --strategies $S \
     --seeds 0 1 2 3 4 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
     --out benchmarks/results/al_digits_mlp "$@"
+# re-run after issues 12-15 (copies grouped, two-start IHT, solver='auto'), at today's code and
+# defaults, into fresh folders so nothing predates it
+S2="ours-greedy ours-iht random entropy margin least-confidence kcenter badge"
+for m in logreg mlp; do
+python -m sparse_query.benchmark --dataset digits --model $m --strategies $S2 \
+    --seeds 0 1 2 3 4 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
+    --out benchmarks/results/al_digits_${m}_today "$@"
+done
