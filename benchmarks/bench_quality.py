@@ -31,7 +31,6 @@ import json
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from sparse_query.benchmark.datasets import initial_labeled, split_dataset  # noqa: E402
 from sparse_query.benchmark.metrics import auc  # noqa: E402
+from sparse_query.benchmark.models import fit_model  # noqa: E402
 from sparse_query.benchmark.strategies import _value, slug  # noqa: E402
 
 
@@ -125,17 +125,7 @@ DEFAULT_STRATEGIES = {
 
 
 def _fit(member, X, y, seed):
-    if type(member).__module__.startswith(("skorch", "sparse_query")):
-        import torch
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            member.fit(np.asarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64))
-        return member
-    from sklearn.exceptions import ConvergenceWarning
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        member.fit(X, y)
-    return member
+    return fit_model(member, X, y, seed)
 
 
 def _strategy(spec, seed):

@@ -136,8 +136,11 @@ def make_model(name: str, n_features: int, n_classes: int, n_train: int, *, epoc
 
 
 def fit_model(model, X, y, seed: int):
-    """Fit ``model`` on ``(X, y)``; torch models are seeded without touching global state."""
-    if type(model).__module__.startswith("skorch"):
+    """Fit ``model`` on ``(X, y)``; torch models are seeded without touching global state.
+
+    skorch nets (and ``sparse_query.nn``'s skorch subclass) get float32 inputs and int64 labels.
+    """
+    if type(model).__module__.startswith(("skorch", "sparse_query")):
         import torch
 
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
