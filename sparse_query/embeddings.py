@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ._utils import all_finite, check_float, check_int, numpy_rng, preserved_global_rng
+from .problem import FactoredOperator
 
 __all__ = [
     "GradientEmbedding",
@@ -136,6 +137,11 @@ class GradientEmbedding:
         if self.ones_column:
             h = torch.cat([h, torch.ones((h.shape[0], 1), dtype=h.dtype, device=h.device)], 1)
         return (self.a[:, :, None] * h[:, None, :]).reshape(self.a.shape[0], -1)
+
+    def operator(self, **kw):
+        """The :class:`~sparse_query.problem.FactoredOperator` of this embedding (the bias
+        column kept implicit when ``ones_column``); the sparse subclass returns its CSR one."""
+        return FactoredOperator(self.a, self.h, ones_column=self.ones_column, **kw)
 
     def to(self, device) -> "GradientEmbedding":
         """A copy with every tensor on ``device``."""

@@ -28,7 +28,6 @@ from ._utils import (
 )
 from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
 from .problem import DenseOperator, FactoredOperator, SparseApproxProblem
-from .problem_sparse import factored_operator
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._committee import class_block_gradient_embedding, committee_gradient_embedding
 from .adapters._draws import committee_has_last_layers, committee_last_layers
@@ -397,10 +396,7 @@ default="auto"
                 # n x (d + 1) copy of H; sparse features stay sparse (problem_sparse)
                 emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias,
                                          _implicit_bias=True)
-                if emb.ones_column:
-                    self._operator = FactoredOperator(emb.a, emb.h, ones_column=True)
-                else:
-                    self._operator = factored_operator(emb.a, emb.h)
+                self._operator = emb.operator()
                 self._embedding_dim = emb.dim
                 self._sigma = emb.sigma
         elif kind == "committee-gradient":
@@ -441,7 +437,7 @@ default="auto"
             return
         # the indicators stay CSR (one non-zero per tree and row): problem_sparse's operator
         emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
-        self._operator = factored_operator(emb.a, emb.h)
+        self._operator = emb.operator()
         self._embedding_dim = emb.dim
         self._sigma = emb.sigma
 
