@@ -125,6 +125,9 @@ def acq(args):
         for b in args.batches:
             if b >= n:
                 continue
+            if args.paired:
+                rows += _paired(args, X, model, Xl, yl, n, b)
+                continue
             for name in args.methods:
                 t, runs, info = _time(_factory(name, args.device), X, model, b, Xl, yl,
                                       args.repeats, args.single_above)
@@ -136,10 +139,39 @@ def acq(args):
         del X, model
         gc.collect()
     for r in rows:
+        if "x_badge_min" in r:  # paired run: the ratio is the median of per-repeat ratios
+            continue
         ref = [q["seconds"] for q in rows if q["n"] == r["n"] and q["b"] == r["b"]
                and q["method"] == "badge"]
         r["x_badge"] = r["seconds"] / ref[0] if ref else None
     return rows
+
+
+def _paired(args, X, model, Xl, yl, n, b):
+    """One call per method per repeat, the order reversed every other repeat (ABBA...), so a
+    load that drifts during the run hits every method alike; each repeat gives a paired ratio
+    to BADGE's call of the same repeat."""
+    names = list(args.methods)
+    times = {m: [] for m in names}
+    info = {}
+    loads = []
+    for r in range(args.repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            t, _, info[name] = _time(_factory(name, args.device), X, model, b, Xl, yl, 1, 0)
+            times[name].append(t)
+        loads.append(os.getloadavg()[0])
+    out = []
+    for name in names:
+        row = dict(n=n, b=b, d=args.d, model=args.model, method=name,
+                   seconds=statistics.median(times[name]), runs=args.repeats,
+                   load=statistics.median(loads), all_seconds=times[name], **info[name])
+        if "badge" in times:
+            ratios = [t / tb for t, tb in zip(times[name], times["badge"])]
+            row.update(x_badge=statistics.median(ratios), x_badge_min=min(ratios),
+                       x_badge_max=max(ratios))
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    return out
 
 
 def large(args):
@@ -202,6 +234,8 @@ def render():
                 sv = "greedy" if r["n_iter"] == r["b"] else "iht"
             res_ = "" if r["method"] in ("badge", "kcenter") else f"{sv or ''}, {r.get('sketch_dim')}"
             xb = f"{r['x_badge']:.2f}" if r.get("x_badge") is not None else "–"
+            if "x_badge_min" in r and r["method"] != "badge":
+                xb += f" ({r['x_badge_min']:.2f}–{r['x_badge_max']:.2f})"
             solve = f"{r['solve_time']:.2f}" if "solve_time" in r else ""
             L.append(f"| {r['n']:,} | {r['b']:,} | {r['method']} | {r['seconds']:.3f} | "
                      f"{r['runs']} | {xb} | {res_} | {solve} | {r['peak_mb']:.0f} | "
@@ -236,6 +270,9 @@ def main(argv=None):
     a.add_argument("--methods", nargs="+", default=["default", "iht", "badge", "kcenter"])
     a.add_argument("--d", type=int, default=128)
     a.add_argument("--repeats", type=int, default=3)
+    a.add_argument("--paired", action="store_true",
+                   help="one call per method per repeat in alternating order; x BADGE is the "
+                        "median of the per-repeat ratios (min-max in the table)")
     a.add_argument("--single-above", type=float, default=10.0)
     a.add_argument("--model", choices=["linear-head", "logreg"], default="linear-head",
                    help="a torch nn.Linear head (default) or LogisticRegression on raw features")
