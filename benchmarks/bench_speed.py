@@ -215,7 +215,10 @@ def render():
          "the column says what they resolved to), `iht` is `SparseApproxSampler(solver=\"iht\")`. "
          "Peak = RSS increment during the call. The machine has 2 cores shared with three other "
          "jobs: the load average is in every row; read times as ratios within a block.", ""]
-    for tag, title in (("_final", "n = 10k and 100k, d = 128 (final code)"),
+    for tag, title in (("_paired", "n = 10k and 100k, d = 128, paired (`--paired "
+                                   "--methods default badge --repeats 7`): x BADGE is the "
+                                   "median of 7 per-repeat ratios (min-max)"),
+                       ("_final", "n = 10k and 100k, d = 128 (final code)"),
                        ("", "n = 10k and 100k, d = 128 (first run: greedy before its fused "
                             "step, ac7f44e)"),
                        ("_1M", "n = 1M, d = 128"),
@@ -239,6 +242,23 @@ def render():
             solve = f"{r['solve_time']:.2f}" if "solve_time" in r else ""
             L.append(f"| {r['n']:,} | {r['b']:,} | {r['method']} | {r['seconds']:.3f} | "
                      f"{r['runs']} | {xb} | {res_} | {solve} | {r['peak_mb']:.0f} | "
+                     f"{r['load']:.1f} |")
+        L.append("")
+    growth = _load_json("speed_acq_growth.json")
+    if growth:
+        rows = sorted(growth["rows"], key=lambda r: r["b"])
+        first = rows[0]["solve_time"] / rows[0]["b"]
+        L += ["### Greedy's time per point as b grows (n = 20k, d = 128, exact, gram mode)", "",
+              "`python benchmarks/bench_speed.py acq --pools 20000 --batches 100 200 400 800 "
+              "1600 --methods greedy-exact --repeats 3 --tag _growth`. Each step costs one "
+              "Gram column, O(n (K + d)), plus O(n |S|) to update the score from the cached "
+              "columns, so the time per point may grow at most linearly in b.", "",
+              "| b | s / query | solve s | ms / point | per point vs b = 100 | b vs 100 | load |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            pp = r["solve_time"] / r["b"]
+            L.append(f"| {r['b']:,} | {r['seconds']:.2f} | {r['solve_time']:.2f} | "
+                     f"{1000 * pp:.2f} | {pp / first:.2f} | {r['b'] / rows[0]['b']:.0f} | "
                      f"{r['load']:.1f} |")
         L.append("")
     large_rows = []
