@@ -76,7 +76,7 @@ def _as_float_tensor(x, name: str, ndim: int) -> torch.Tensor:
 
 
 def _is_sparse(x) -> bool:
-    """A scipy.sparse matrix or a torch sparse tensor (see :mod:`sparse_query.problem_sparse`)."""
+    """A scipy.sparse matrix or a torch sparse tensor (see :mod:`sparse_query.operators.sparse`)."""
     if isinstance(x, torch.Tensor):
         return x.layout in (torch.sparse_coo, torch.sparse_csr)
     return hasattr(x, "tocsr") and hasattr(x, "nnz")
@@ -139,7 +139,7 @@ class GradientEmbedding:
         return (self.a[:, :, None] * h[:, None, :]).reshape(self.a.shape[0], -1)
 
     def operator(self, **kw):
-        """The :class:`~sparse_query.problem.FactoredOperator` of this embedding (the bias
+        """The :class:`~sparse_query.operators.FactoredOperator` of this embedding (the bias
         column kept implicit when ``ones_column``); the sparse subclass returns its CSR one."""
         return FactoredOperator(self.a, self.h, ones_column=self.ones_column, **kw)
 
@@ -209,7 +209,7 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         sparse tensor) stays sparse: the result is a
         :class:`~sparse_query.embeddings_sparse.SparseGradientEmbedding` whose ``h`` is CSR
         (the bias column appended as explicit entries), and
-        ``sparse_query.problem_sparse.factored_operator(emb.a, emb.h)`` (or
+        ``sparse_query.operators.sparse.factored_operator(emb.a, emb.h)`` (or
         ``SparseApproxProblem((emb.a, emb.h), ...)``) solves on it without densifying.
     temperature : float, default=1.0
         ``T >= 0`` used for ``P_j`` only (``p_j`` is always the model's own softmax).
@@ -242,7 +242,7 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         raise TypeError(f"bias must be True or False; got {bias!r}.")
     chunk_size = _check_chunk_size(chunk_size)
     z = _as_float_tensor(logits, "logits", 2)
-    if _is_sparse(features):  # wide sparse features: keep H sparse (embeddings_sparse)
+    if _is_sparse(features):  # wide sparse features: keep H sparse (embeddings.gradient_sparse)
         if z.shape[0] == 0:
             raise ValueError("logits has no rows; the pool must hold at least one sample.")
         if z.shape[1] < 2:

@@ -20,7 +20,8 @@ from torch import nn
 from torch.testing import assert_close
 
 from sparse_query import SparseApproxSampler
-from sparse_query._committee import ConcatOperator, committee_gradient_embedding
+from sparse_query._committee import committee_gradient_embedding
+from sparse_query.operators import ConcatOperator
 from sparse_query.adapters import EmbeddingNotSupportedError, posterior_probas
 from sparse_query.adapters._draws import (
     cached_dropout_layer, cached_dropout_probas, committee_has_last_layers,
@@ -421,7 +422,7 @@ def test_forest_leaf_gradient_stays_sparse_and_matches_the_dense_path():
     from sparse_query.adapters import leaf_last_layer
     from sparse_query.embeddings import gradient_embedding
     from sparse_query.problem import FactoredOperator, SparseApproxProblem
-    from sparse_query.problem_sparse import SparseFactoredOperator
+    from sparse_query.operators.sparse import SparseFactoredOperator
     from sparse_query.solvers import greedy
 
     X, y = load_digits(return_X_y=True)

@@ -488,7 +488,7 @@ class LastLayer:
     ----------
     features : torch.Tensor or scipy.sparse.csr_matrix of shape (n_samples, n_features)
         The input of the last linear layer (CPU; float32, or float64 if the model is). CSR
-        when a linear model reads a sparse pool (see :mod:`sparse_query.problem_sparse`).
+        when a linear model reads a sparse pool (see :mod:`sparse_query.operators.sparse`).
     logits : torch.Tensor of shape (n_samples, n_classes)
         Its output, ``features @ W.T + c``. A binary model with a single output column ``z``
         (scikit-learn's binary ``coef_``, a logistic MLP output, a 1-unit head) gets the two

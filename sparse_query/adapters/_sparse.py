@@ -5,7 +5,7 @@ one: ``TfidfVectorizer``, ``HashingVectorizer``, ``OneHotEncoder``) has the pool
 themselves as last-layer features. Densifying them costs ``n x d`` floats (3.5 GB for
 10,000 documents over 20,000 words); here they stay CSR, and the logits are the sparse
 product ``X @ coef_.T + intercept_``. :func:`sparse_query.embeddings.gradient_embedding`
-and the solvers take the CSR features as they are (:mod:`sparse_query.problem_sparse`).
+and the solvers take the CSR features as they are (:mod:`sparse_query.operators.sparse`).
 """
 from __future__ import annotations
 

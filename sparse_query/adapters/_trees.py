@@ -81,7 +81,7 @@ class LeafLayer:
 
         The only place the sparse indicators become dense (``n_samples * n_leaves`` values):
         used by boosting's class-block embedding and by tests. Forests and bagging go through
-        :mod:`sparse_query.problem_sparse` and never densify.
+        :mod:`sparse_query.operators.sparse` and never densify.
         """
         return torch.from_numpy(self.features.toarray()).to(dtype)
 
