@@ -20,7 +20,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from sparse_query import SparseApproxSampler
-from sparse_query._committee import committee_gradient_embedding
+from sparse_query.embeddings.committee import committee_gradient_embedding
 from sparse_query.operators import ConcatOperator
 from sparse_query.adapters import EmbeddingNotSupportedError, posterior_probas
 from sparse_query.adapters._draws import (
@@ -312,7 +312,7 @@ def test_cached_draws_on_a_skorch_mc_dropout_net(digits):
 # gradient boosting: class-block gradients against autograd
 # ---------------------------------------------------------------------------------------------
 def test_class_block_embedding_against_autograd():
-    from sparse_query._committee import class_block_gradient_embedding
+    from sparse_query.embeddings.committee import class_block_gradient_embedding
 
     g = torch.Generator().manual_seed(4)
     n, K, L = 6, 3, 7

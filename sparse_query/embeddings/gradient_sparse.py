@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embeddings import GradientEmbedding, _class_factors
-from .operators.sparse import append_ones_column, as_csr, factored_operator, row_sqnorms
+from ..operators.sparse import append_ones_column, as_csr, factored_operator, row_sqnorms
+from ._gradient_core import GradientEmbedding, _class_factors
 
 __all__ = ["SparseGradientEmbedding"]
 
