@@ -25,7 +25,7 @@ from sparse_query.operators import ConcatOperator
 from sparse_query.adapters import EmbeddingNotSupportedError, posterior_probas
 from sparse_query.adapters._draws import committee_has_last_layers
 from sparse_query.adapters._dropout import cached_dropout_layer, cached_dropout_probas
-from sparse_query.adapters._torch import _torch_posterior
+from sparse_query.adapters._torch_draws import _torch_posterior
 from sparse_query.adapters._trees import has_leaf_layer, leaf_last_layer
 from sparse_query.embeddings import gradient_embedding
 from sparse_query.problem import FactoredOperator

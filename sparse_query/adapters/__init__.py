@@ -29,7 +29,8 @@ Every function that touches the pool works in chunks of ``batch_size`` rows, and
 to a torch module (eval mode, hooks, device) is undone in ``finally``.
 
 Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes, chunking),
-``_torch`` (torch modules and skorch nets), ``_sklearn`` (linear models, ``MLPClassifier``),
+``_torch`` (torch modules and skorch nets: last layer, head check), ``_torch_draws`` (their
+MC-dropout and variational draws), ``_sklearn`` (linear models, ``MLPClassifier``),
 ``_ensembles`` (forests, bagging, voting, committees: members and class alignment), ``_trees``
 (leaf indicators), ``_dropout`` (cached MC-dropout draws), ``_draws`` (committee last layers)
 and ``_api`` (the public functions). No submodule imports one that imports it back.

@@ -18,8 +18,8 @@ from ._sklearn import (
 from ._sparse import _cat_features, _is_scipy_sparse
 from ._torch import (
     _SHAPE_WORDS, _as_probabilities, _proba_atol, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
-    _torch_posterior,
 )
+from ._torch_draws import _torch_posterior
 
 
 def _skorch_input_dtype(est, module):
