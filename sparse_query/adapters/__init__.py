@@ -28,7 +28,8 @@ What is found where (duck typing; skorch, modAL and tqdm are imported lazily, if
 Every function that touches the pool works in chunks of ``batch_size`` rows, and every change
 to a torch module (eval mode, hooks, device) is undone in ``finally``.
 
-Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes, chunking),
+Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes), ``_rows``
+(chunking, conversion, progress bars),
 ``_torch`` (torch modules and skorch nets: last layer, head check), ``_torch_draws`` (their
 MC-dropout and variational draws), ``_sklearn`` (linear models, ``MLPClassifier``),
 ``_ensembles`` (forests, bagging, voting, committees: members and class alignment), ``_trees``

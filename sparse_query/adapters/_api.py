@@ -6,10 +6,11 @@ import torch
 
 from .._utils import check_int, resolve_device
 from ._common import (
-    _GRADIENT_USERS, _LAST_LAYER_HELP, _check_feature_names, _POSTERIOR_HELP, EmbeddingNotSupportedError, LastLayer,
-    _apply, _check_batch_size, _chunks, _is_committee, _is_skorch_net, _members, _name, _normalise,
-    _prepare_X, _progress, _resolve, check_fitted, classes_of, unwrap_estimator,
+    _GRADIENT_USERS, _LAST_LAYER_HELP, _check_feature_names, _POSTERIOR_HELP,
+    EmbeddingNotSupportedError, LastLayer, _apply, _is_committee, _is_skorch_net, _members, _name,
+    _resolve, check_fitted, classes_of, unwrap_estimator,
 )
+from ._rows import _check_batch_size, _chunks, _normalise, _prepare_X, _progress
 from ._dropout import cached_dropout_probas
 from ._ensembles import _align, _column_labels, _ensemble_members, _index_space, _not_draws_reason
 from ._sklearn import (

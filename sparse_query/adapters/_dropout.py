@@ -14,12 +14,14 @@ from __future__ import annotations
 import torch
 
 from .._utils import torch_generator
-from ._common import _prepare_X, _resolve
+from ._common import _resolve
+from ._rows import _prepare_X
 from ._torch import (
     _Capture, _dropouts, _forward, _inference, _is_variational, _module_dtype,
     _to_tensor, _torch_last_layer, _torch_module,
 )
-from ._common import _apply, _take
+from ._common import _apply
+from ._rows import _take
 
 
 def cached_dropout_layer(module, x):

@@ -21,7 +21,7 @@ def _is_scipy_sparse(x) -> bool:
 
 def _sparse_linear_last_layer(est, coef: np.ndarray, chunk):
     """``(features CSR, logits, bias)`` of a linear model on a sparse chunk, never densified."""
-    from ._common import _two_columns
+    from ._rows import _two_columns
 
     x = sp.csr_matrix(chunk)
     dtype = np.result_type(coef.dtype, np.float32)

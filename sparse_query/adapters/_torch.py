@@ -12,10 +12,9 @@ import torch.nn.functional as F
 
 from .._utils import resolve_device
 from ._common import (
-    _GRADIENT_USERS, EmbeddingNotSupportedError, LastLayer, _apply,
-    _check_batch_size, _chunks, _is_skorch_net, _name, _prepare_X, _progress, _to_tensor,
-    _two_columns,
+    _GRADIENT_USERS, EmbeddingNotSupportedError, LastLayer, _apply, _is_skorch_net, _name,
 )
+from ._rows import _check_batch_size, _chunks, _prepare_X, _progress, _to_tensor, _two_columns
 
 
 def _is_variational(m) -> bool:
@@ -293,7 +292,7 @@ def _check_head(module, net, layer, out, z, declared, rows):
 
 def _check_overridden_predict_proba(net, X, n, logits, batch_size, transforms):
     """A subclass that overrides ``predict_proba``: compare with the real thing (one more pass)."""
-    from ._common import _take
+    from ._rows import _take
 
     tol = _proba_atol(logits.dtype)
     ours = torch.softmax(_two_columns(logits).to(torch.float64), 1).numpy()

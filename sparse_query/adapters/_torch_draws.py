@@ -6,10 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from .._utils import check_int, torch_generator
-from ._common import (
-    _POSTERIOR_HELP, EmbeddingNotSupportedError, _apply, _check_batch_size, _chunks, _name,
-    _prepare_X, _progress, _to_tensor, _two_columns,
-)
+from ._common import _POSTERIOR_HELP, EmbeddingNotSupportedError, _apply, _name
+from ._rows import _check_batch_size, _chunks, _prepare_X, _progress, _to_tensor, _two_columns
 from ._torch import (
     _Capture, _check_head, _declared_last_layer, _dropouts, _forward, _inference,
     _is_variational, _last_layer_from_capture, _module_dtype, _param, _shape, _target_device,
