@@ -11,8 +11,8 @@ The public names:
 - the maths, for direct use: :class:`SparseApproxProblem`, :func:`greedy`,
   :func:`proximal_iht`.
 
-Submodules: ``problem``, ``solvers``, ``embeddings``, ``adapters``, ``nn``, ``baselines``,
-``benchmark``.
+Submodules: ``problem``, ``operators``, ``solvers``, ``embeddings``, ``adapters``, ``nn``,
+``baselines``, ``benchmark``.
 """
 from .baselines import (
     BADGE,

@@ -57,7 +57,7 @@ def wants_metrics(learner) -> bool:
 
 
 def _num_samples(X) -> int:
-    from .adapters._common import _is_multi_input, _multi_len
+    from .adapters._rows import _is_multi_input, _multi_len
 
     if _is_multi_input(X):  # skorch's dict / tuple pools: skorch's own get_len
         return _multi_len(X)
@@ -83,7 +83,7 @@ def _non_finite_row(X):
     """
     if is_dask_array(X):
         return None
-    from .adapters._common import _is_multi_input
+    from .adapters._rows import _is_multi_input
 
     if _is_multi_input(X):  # skorch's dict / tuple pools: every entry
         for v in (X.values() if hasattr(X, "values") else X):

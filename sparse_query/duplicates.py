@@ -141,7 +141,7 @@ def _combine(keys: torch.Tensor) -> torch.Tensor:
 
 def _rows_per_chunk(block, chunk_size: int) -> int:
     """Rows of ``block`` gathered at once: at most ``chunk_size`` and about 2**22 entries, so
-    a wide block (a TF-IDF ``H`` gathered dense, see ``problem_sparse``) stays bounded."""
+    a wide block (a TF-IDF ``H`` gathered dense, see ``operators.sparse``) stays bounded."""
     return max(1, min(chunk_size, _MAX_ENTRIES // max(1, int(block.shape[1]))))
 
 

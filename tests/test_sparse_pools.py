@@ -25,9 +25,9 @@ from sparse_query.baselines import (
 )
 from sparse_query.benchmark.text import make_topic_corpus
 from sparse_query.embeddings import gradient_embedding
-from sparse_query.embeddings_sparse import SparseGradientEmbedding
+from sparse_query.embeddings.gradient_sparse import SparseGradientEmbedding
 from sparse_query.problem import FactoredOperator, SparseApproxProblem, as_operator, sketch
-from sparse_query.problem_sparse import (
+from sparse_query.operators.sparse import (
     SparseFactoredOperator, append_ones_column, as_csr, factored_operator, row_sqnorms,
 )
 from sparse_query.solvers import greedy, proximal_iht

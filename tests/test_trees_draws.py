@@ -20,12 +20,12 @@ from torch import nn
 from torch.testing import assert_close
 
 from sparse_query import SparseApproxSampler
-from sparse_query._committee import ConcatOperator, committee_gradient_embedding
+from sparse_query.embeddings.committee import committee_gradient_embedding
+from sparse_query.operators import ConcatOperator
 from sparse_query.adapters import EmbeddingNotSupportedError, posterior_probas
-from sparse_query.adapters._draws import (
-    cached_dropout_layer, cached_dropout_probas, committee_has_last_layers,
-)
-from sparse_query.adapters._torch import _torch_posterior
+from sparse_query.adapters._draws import committee_has_last_layers
+from sparse_query.adapters._dropout import cached_dropout_layer, cached_dropout_probas
+from sparse_query.adapters._torch_draws import _torch_posterior
 from sparse_query.adapters._trees import has_leaf_layer, leaf_last_layer
 from sparse_query.embeddings import gradient_embedding
 from sparse_query.problem import FactoredOperator
@@ -311,7 +311,7 @@ def test_cached_draws_on_a_skorch_mc_dropout_net(digits):
 # gradient boosting: class-block gradients against autograd
 # ---------------------------------------------------------------------------------------------
 def test_class_block_embedding_against_autograd():
-    from sparse_query._committee import class_block_gradient_embedding
+    from sparse_query.embeddings.committee import class_block_gradient_embedding
 
     g = torch.Generator().manual_seed(4)
     n, K, L = 6, 3, 7
@@ -421,7 +421,7 @@ def test_forest_leaf_gradient_stays_sparse_and_matches_the_dense_path():
     from sparse_query.adapters import leaf_last_layer
     from sparse_query.embeddings import gradient_embedding
     from sparse_query.problem import FactoredOperator, SparseApproxProblem
-    from sparse_query.problem_sparse import SparseFactoredOperator
+    from sparse_query.operators.sparse import SparseFactoredOperator
     from sparse_query.solvers import greedy
 
     X, y = load_digits(return_X_y=True)

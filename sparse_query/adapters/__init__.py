@@ -22,16 +22,19 @@ What is found where (duck typing; skorch, modAL and tqdm are imported lazily, if
 - forests, extra trees, bagging of trees, gradient boosting: also a last layer = the one-hot
   leaf indicators (``_trees``: sparse CSR, logits whose softmax is ``predict_proba``).
 - MC dropout whose only dropout feeds the last ``nn.Linear``: draws on cached features
-  (``_draws``); committee members' last layers for the committee gradient embedding.
+  (``_dropout``); committee members' last layers for the committee gradient embedding (``_draws``).
 - modAL ``ActiveLearner``: whatever its ``.estimator`` offers.
 
 Every function that touches the pool works in chunks of ``batch_size`` rows, and every change
 to a torch module (eval mode, hooks, device) is undone in ``finally``.
 
-Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes, chunking),
-``_torch`` (torch modules and skorch nets), ``_sklearn`` (linear models, ``MLPClassifier``),
-``_ensembles`` (forests, bagging, voting, committees), ``_trees`` (leaf indicators), ``_draws``
-(cached MC-dropout draws, committee last layers) and ``_api`` (the public functions).
+Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes), ``_rows``
+(chunking, conversion, progress bars),
+``_torch`` (torch modules and skorch nets: last layer, head check), ``_torch_draws`` (their
+MC-dropout and variational draws), ``_sklearn`` (linear models, ``MLPClassifier``),
+``_ensembles`` (forests, bagging, voting, committees: members and class alignment), ``_trees``
+(leaf indicators), ``_dropout`` (cached MC-dropout draws), ``_draws`` (committee last layers)
+and ``_api`` (the public functions). No submodule imports one that imports it back.
 Import the public names from ``sparse_query.adapters``; the submodules are private.
 """
 from ._api import (

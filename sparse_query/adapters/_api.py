@@ -6,19 +6,21 @@ import torch
 
 from .._utils import check_int, resolve_device
 from ._common import (
-    _GRADIENT_USERS, _LAST_LAYER_HELP, _check_feature_names, _POSTERIOR_HELP, EmbeddingNotSupportedError, LastLayer,
-    _apply, _check_batch_size, _chunks, _is_committee, _is_skorch_net, _name, _normalise,
-    _prepare_X, _progress, _resolve, check_fitted, classes_of, unwrap_estimator,
+    _GRADIENT_USERS, _LAST_LAYER_HELP, _check_feature_names, _POSTERIOR_HELP,
+    EmbeddingNotSupportedError, LastLayer, _apply, _is_committee, _is_skorch_net, _members, _name,
+    _resolve, check_fitted, classes_of, unwrap_estimator,
 )
-from ._ensembles import _ensemble_members, _member_probas, _not_draws_reason
+from ._rows import _check_batch_size, _chunks, _normalise, _prepare_X, _progress
+from ._dropout import cached_dropout_probas
+from ._ensembles import _align, _column_labels, _ensemble_members, _index_space, _not_draws_reason
 from ._sklearn import (
     _check_sklearn_proba, _is_sklearn_linear, _is_sklearn_mlp, _sklearn_last_layer,
 )
 from ._sparse import _cat_features, _is_scipy_sparse
 from ._torch import (
     _SHAPE_WORDS, _as_probabilities, _proba_atol, _dropouts, _is_variational, _module_dtype, _torch_last_layer, _torch_module,
-    _torch_posterior,
 )
+from ._torch_draws import _torch_posterior
 
 
 def _skorch_input_dtype(est, module):
@@ -125,6 +127,39 @@ def _net_probabilities(net, proba):
             "the map from the module's output to probabilities."
         )
     return out.numpy()
+
+
+def _member_probas(est, chunk):
+    """List of ``(n_chunk, K)`` aligned member probabilities of an ensemble or committee."""
+    if _is_committee(est):
+        classes = classes_of(est)
+        out = []
+        for i, m in enumerate(_members(est)):
+            p = predict_proba(m, chunk)
+            if classes is None:  # members without classes_ (torch modules): columns must agree
+                if out and p.shape[1] != out[0].shape[1]:
+                    raise ValueError(
+                        f"Committee member {i} gives {p.shape[1]} classes and member 0 gives "
+                        f"{out[0].shape[1]}, and they have no classes_ to align them by."
+                    )
+                out.append(p)
+            else:
+                out.append(_align(p, _column_labels(m, p), classes, False,
+                                  f"Committee member {i}"))
+        return out
+    members = _ensemble_members(est)
+    classes = np.asarray(est.classes_)
+    feats = getattr(est, "estimators_features_", None)
+    _check_feature_names(est, chunk)  # members see numpy: scikit-learn's check would not run
+    x = chunk if not hasattr(chunk, "iloc") else chunk.to_numpy()
+    index_space = _index_space(est)
+    out = []
+    for i, m in enumerate(members):
+        xi = x if feats is None else x[:, feats[i]]
+        p = m.predict_proba(xi)
+        out.append(_align(p, getattr(m, "classes_", None), classes, index_space,
+                          f"{_name(est)} member {i}"))
+    return out
 
 
 def has_last_layer(estimator) -> bool:
@@ -373,9 +408,7 @@ def posterior_probas(estimator, X, *, n_samples: int = 20, random_state=None,
         transforms, est = _resolve(estimator)
     tm = None if _is_committee(est) else _torch_module(est)
     if tm is not None:
-        if not progress:  # one forward pass when dropout feeds the last layer (adapters._draws)
-            from ._draws import cached_dropout_probas
-
+        if not progress:  # one forward pass when dropout feeds the last layer (adapters._dropout)
             fast = cached_dropout_probas(estimator, X, n_samples=n_samples,
                                          random_state=random_state, batch_size=batch_size,
                                          device=device)

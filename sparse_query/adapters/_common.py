@@ -1,9 +1,8 @@
-"""Shared helpers of the adapters: errors, wrappers, labeled data, fitted checks, classes,
-chunking, conversion and progress bars, and the :class:`LastLayer` result type."""
+"""Shared helpers of the adapters: errors, wrappers, labeled data, fitted checks, classes, and
+the :class:`LastLayer` result type. Reading the pool in chunks is in ``_rows``."""
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,6 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from .._utils import check_int
 
 _LAST_LAYER_HELP = (
     "Use embedding='posterior' (its members are posterior draws), embedding='leaf-gradient' "
@@ -339,145 +337,6 @@ def classes_of(estimator):
 
 
 # ---------------------------------------------------------------------------------------------
-# Chunking, conversion, progress
-# ---------------------------------------------------------------------------------------------
-def _is_multi_input(X) -> bool:
-    """skorch's multi-input pools: a dict of arrays (``module(**x)``) or a tuple of arrays."""
-    from collections.abc import Mapping
-
-    if isinstance(X, Mapping):
-        return True
-    # a tuple of 2-D (or higher) arrays; a tuple of 1-D rows stays a plain array-like of rows
-    return isinstance(X, tuple) and len(X) > 0 and all(
-        hasattr(v, "shape") and len(getattr(v, "shape", ())) > 1 for v in X)
-
-
-def _multi_len(X) -> int:
-    """Rows of a dict / tuple pool: skorch's own ``get_len`` (every entry must agree)."""
-    try:
-        from skorch.dataset import get_len
-    except ImportError:  # pragma: no cover - without skorch: the same rule by hand
-        values = list(X.values()) if hasattr(X, "values") else list(X)
-        lens = {int(v.shape[0]) for v in values}
-        if len(lens) != 1:
-            raise ValueError(f"the pool's entries have different lengths {sorted(lens)}.")
-        return lens.pop()
-    try:
-        return int(get_len(X))
-    except ValueError as err:
-        raise ValueError(f"the pool's entries have different numbers of rows ({err}); every "
-                         "entry of a dict / tuple pool must hold one row per sample.") from None
-
-
-def _num_rows(X) -> int:
-    if _is_multi_input(X):
-        return _multi_len(X)
-    shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) > 0:
-        return int(shape[0])
-    return len(X)
-
-
-def _prepare_X(X, name="X"):
-    if X is None:
-        raise ValueError(f"{name} is None; pass the pool as an array-like.")
-    if isinstance(X, (list, tuple)) and not _is_multi_input(X):
-        X = np.asarray(X)
-    if hasattr(X, "tocsr") and not hasattr(X, "indptr"):  # coo & co: make it row-sliceable
-        X = X.tocsr()
-    n = _num_rows(X)
-    if n == 0:
-        raise ValueError(f"{name} is empty (0 rows); pass at least one sample.")
-    return X, n
-
-
-def _take(X, start, stop):
-    if _is_multi_input(X):
-        try:
-            from skorch.utils import multi_indexing
-        except ImportError:  # pragma: no cover
-            if hasattr(X, "items"):
-                return {k: v[start:stop] for k, v in X.items()}
-            return tuple(v[start:stop] for v in X)
-        return multi_indexing(X, slice(start, stop))
-    if hasattr(X, "iloc"):
-        return X.iloc[start:stop]
-    return X[start:stop]
-
-
-def _check_batch_size(batch_size, n):
-    if batch_size is None:
-        return max(n, 1)
-    return check_int(batch_size, "batch_size", min_val=1)
-
-
-@contextmanager
-def _progress(total, enabled, desc, depth=1):
-    """A tqdm bar, or None; ``depth`` is how many calls lie between the user and the caller."""
-    bar = None
-    if enabled:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            warnings.warn("progress=True needs tqdm (pip install tqdm); continuing without a bar.",
-                          UserWarning, stacklevel=3 + depth)
-        else:
-            bar = tqdm(total=total, desc=desc, leave=False)
-    try:
-        yield bar
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _chunks(X, n, batch_size, bar):
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        yield start, stop, _take(X, start, stop)
-        if bar is not None:
-            bar.update(stop - start)
-
-
-def _to_numpy(chunk, dtype=None):
-    if isinstance(chunk, torch.Tensor):
-        chunk = chunk.detach().cpu().numpy()
-    elif hasattr(chunk, "toarray"):
-        chunk = chunk.toarray()
-    elif hasattr(chunk, "to_numpy"):
-        chunk = chunk.to_numpy()
-    return np.asarray(chunk, dtype=dtype)
-
-
-def _to_tensor(chunk, dtype, device):
-    if _is_multi_input(chunk):  # skorch's dict / tuple inputs: convert entry by entry
-        if hasattr(chunk, "items"):
-            return {k: _to_tensor(v, dtype, device) for k, v in chunk.items()}
-        return tuple(_to_tensor(v, dtype, device) for v in chunk)
-    if not isinstance(chunk, torch.Tensor):
-        chunk = torch.as_tensor(_to_numpy(chunk))
-    if chunk.is_floating_point() and chunk.dtype != dtype:
-        chunk = chunk.to(dtype)
-    return chunk.to(device)
-
-
-def _two_columns(z):
-    """A single logit column (binary) becomes ``[0, z]``, so softmax gives ``[1 - s(z), s(z)]``."""
-    if z.shape[-1] != 1:
-        return z
-    if isinstance(z, torch.Tensor):
-        return torch.cat([torch.zeros_like(z), z], -1)
-    return np.concatenate([np.zeros_like(z), z], axis=-1)
-
-
-def _normalise(p):
-    p = np.clip(np.asarray(p, dtype=np.float64), 0.0, None)
-    s = p.sum(axis=1, keepdims=True)
-    s[s <= 0] = 1.0
-    return p / s
-
-
-
-# ---------------------------------------------------------------------------------------------
 # Result type
 # ---------------------------------------------------------------------------------------------
 @dataclass
@@ -488,7 +347,7 @@ class LastLayer:
     ----------
     features : torch.Tensor or scipy.sparse.csr_matrix of shape (n_samples, n_features)
         The input of the last linear layer (CPU; float32, or float64 if the model is). CSR
-        when a linear model reads a sparse pool (see :mod:`sparse_query.problem_sparse`).
+        when a linear model reads a sparse pool (see :mod:`sparse_query.operators.sparse`).
     logits : torch.Tensor of shape (n_samples, n_classes)
         Its output, ``features @ W.T + c``. A binary model with a single output column ``z``
         (scikit-learn's binary ``coef_``, a logistic MLP output, a 1-unit head) gets the two

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import _check_feature_names, _is_committee, _members, _name, classes_of
+from ._common import _is_committee, _name, classes_of
 
 
 def _index_space(est) -> bool:
@@ -117,38 +117,3 @@ def _not_draws_reason(est):
                 "posterior draws; its predict_proba is not their average")
     return (f"the members of {name} are not known to be posterior draws (only forests, bagging "
             "and unweighted soft voting are)")
-
-
-def _member_probas(est, chunk):
-    """List of ``(n_chunk, K)`` aligned member probabilities of an ensemble or committee."""
-    from ._api import predict_proba  # _api imports this module
-
-    if _is_committee(est):
-        classes = classes_of(est)
-        out = []
-        for i, m in enumerate(_members(est)):
-            p = predict_proba(m, chunk)
-            if classes is None:  # members without classes_ (torch modules): columns must agree
-                if out and p.shape[1] != out[0].shape[1]:
-                    raise ValueError(
-                        f"Committee member {i} gives {p.shape[1]} classes and member 0 gives "
-                        f"{out[0].shape[1]}, and they have no classes_ to align them by."
-                    )
-                out.append(p)
-            else:
-                out.append(_align(p, _column_labels(m, p), classes, False,
-                                  f"Committee member {i}"))
-        return out
-    members = _ensemble_members(est)
-    classes = np.asarray(est.classes_)
-    feats = getattr(est, "estimators_features_", None)
-    _check_feature_names(est, chunk)  # members see numpy: scikit-learn's check would not run
-    x = chunk if not hasattr(chunk, "iloc") else chunk.to_numpy()
-    index_space = _index_space(est)
-    out = []
-    for i, m in enumerate(members):
-        xi = x if feats is None else x[:, feats[i]]
-        p = m.predict_proba(xi)
-        out.append(_align(p, getattr(m, "classes_", None), classes, index_space,
-                          f"{_name(est)} member {i}"))
-    return out

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from ._common import EmbeddingNotSupportedError, _name, _to_numpy, _two_columns
+from ._common import EmbeddingNotSupportedError, _name
+from ._rows import _to_numpy, _two_columns
 from ._sparse import _is_scipy_sparse, _sparse_linear_last_layer
 
 

@@ -5,7 +5,7 @@ one: ``TfidfVectorizer``, ``HashingVectorizer``, ``OneHotEncoder``) has the pool
 themselves as last-layer features. Densifying them costs ``n x d`` floats (3.5 GB for
 10,000 documents over 20,000 words); here they stay CSR, and the logits are the sparse
 product ``X @ coef_.T + intercept_``. :func:`sparse_query.embeddings.gradient_embedding`
-and the solvers take the CSR features as they are (:mod:`sparse_query.problem_sparse`).
+and the solvers take the CSR features as they are (:mod:`sparse_query.operators.sparse`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _is_scipy_sparse(x) -> bool:
 
 def _sparse_linear_last_layer(est, coef: np.ndarray, chunk):
     """``(features CSR, logits, bias)`` of a linear model on a sparse chunk, never densified."""
-    from ._common import _two_columns
+    from ._rows import _two_columns
 
     x = sp.csr_matrix(chunk)
     dtype = np.result_type(coef.dtype, np.float32)

@@ -31,9 +31,10 @@ import scipy.sparse as sp
 import torch
 
 from ._common import (
-    EmbeddingNotSupportedError, _apply, _check_feature_names, _chunks, _name, _prepare_X, _progress, _resolve,
-    _to_numpy, check_fitted, classes_of,
+    EmbeddingNotSupportedError, _apply, _check_feature_names, _name, _resolve, check_fitted,
+    classes_of,
 )
+from ._rows import _chunks, _prepare_X, _progress, _to_numpy
 
 #: Probabilities are raised to this before the log that makes forest logits.
 LEAF_EPS = 1e-12
@@ -81,7 +82,7 @@ class LeafLayer:
 
         The only place the sparse indicators become dense (``n_samples * n_leaves`` values):
         used by boosting's class-block embedding and by tests. Forests and bagging go through
-        :mod:`sparse_query.problem_sparse` and never densify.
+        :mod:`sparse_query.operators.sparse` and never densify.
         """
         return torch.from_numpy(self.features.toarray()).to(dtype)
 

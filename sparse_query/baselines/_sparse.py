@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..problem_sparse import ROW_BLOCK, as_csr, row_sqnorms, sparse_dots
+from ..operators.sparse import ROW_BLOCK, as_csr, row_sqnorms, sparse_dots
 from ._common import SelectionResult, kmeanspp_d2
 
 _NP = {torch.float32: np.float32, torch.float64: np.float64}

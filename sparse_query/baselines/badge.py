@@ -23,7 +23,7 @@ import torch
 
 from .._base import check_n_instances
 from .._utils import resolve_device, torch_generator
-from ..problem_sparse import is_sparse
+from ..operators.sparse import is_sparse
 from ._common import (
     SelectionResult, _BaselineStrategy, _generator_for, _to_tensor, kmeanspp_d2,
 )

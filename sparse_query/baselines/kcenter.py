@@ -16,8 +16,8 @@ import torch
 
 from .._base import check_n_instances
 from .._utils import check_int, check_option, numpy_rng, resolve_device
-from ..adapters._common import _num_rows
-from ..problem_sparse import as_csr, is_sparse
+from ..adapters._rows import _num_rows
+from ..operators.sparse import as_csr, is_sparse
 from ._common import _CHUNK_ELEMENTS, SelectionResult, _BaselineStrategy, _to_tensor
 from ._sparse import _kcenter_greedy_sparse
 

@@ -28,12 +28,12 @@ call).
 
 Public entry points:
 
-* :class:`SparseFactoredOperator` -- a :class:`~sparse_query.problem.PoolOperator`;
+* :class:`SparseFactoredOperator` -- a :class:`~sparse_query.operators.PoolOperator`;
 * :func:`factored_operator` -- ``(A, H)`` to the dense or the sparse factored operator;
 * :func:`is_sparse`, :func:`as_csr`, :func:`append_ones_column`, :func:`row_sqnorms`,
   :func:`sparse_dots` (``H @ G[rows].T`` in one sparse-times-dense pass).
 
-``sparse_query.problem.as_operator((A, H_sparse))`` and
+``sparse_query.operators.as_operator((A, H_sparse))`` and
 ``sparse_query.embeddings.gradient_embedding(logits, H_sparse)`` dispatch here, so a caller
 with any wide sparse feature map (TF-IDF rows, one-hot categories, a forest's one-hot leaf
 indicators) gets this path by passing a ``scipy.sparse`` matrix.
@@ -46,8 +46,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ._utils import check_int, resolve_device, resolve_dtype
-from .problem import DEFAULT_CHUNK, DenseOperator, FactoredOperator, PoolOperator, _as_tensor
+from .._utils import check_int, resolve_device, resolve_dtype
+from .base import DEFAULT_CHUNK, PoolOperator, _as_tensor
+from .dense import DenseOperator, FactoredOperator
 
 __all__ = [
     "SparseFactoredOperator",
@@ -169,7 +170,7 @@ def sparse_dots(H: sp.csr_matrix, G: sp.csr_matrix, rows) -> np.ndarray:
 class SparseFactoredOperator(PoolOperator):
     """Embeddings ``e_j = a_j (outer) h_j`` with ``A (n, K)`` dense and ``H (n, d)`` sparse CSR.
 
-    The sparse counterpart of :class:`~sparse_query.problem.FactoredOperator`: the same
+    The sparse counterpart of :class:`~sparse_query.operators.FactoredOperator`: the same
     products (``combine``, ``project``, Gram columns, ...) in ``O(nnz K)`` per pass, chunked
     over the pool, never forming a dense ``(n, d)`` or ``(n, K d)`` matrix. A vector of the
     embedding space is a dense ``(K, d)`` tensor, as for the dense factored form.
@@ -187,7 +188,7 @@ class SparseFactoredOperator(PoolOperator):
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp, torch
-    >>> from sparse_query.problem_sparse import SparseFactoredOperator
+    >>> from sparse_query.operators.sparse import SparseFactoredOperator
     >>> H = sp.random(6, 50, density=0.1, random_state=0, format="csr")
     >>> op = SparseFactoredOperator(torch.randn(6, 3, dtype=torch.float64), H)
     >>> op.project(op.combine(torch.ones(6, dtype=torch.float64))).shape
@@ -216,7 +217,7 @@ class SparseFactoredOperator(PoolOperator):
 
     # conversions --------------------------------------------------------------------------
     def _as_operator(self, *, device, dtype, chunk_size, name="embedding"):
-        """Hook of :func:`sparse_query.problem.as_operator`: move ``A`` and convert ``H``."""
+        """Hook of :func:`sparse_query.operators.as_operator`: move ``A`` and convert ``H``."""
         A = _as_tensor(self.A, f"{name} factor A", device, dtype)
         return SparseFactoredOperator(A, self.H, chunk_size=chunk_size)
 
@@ -325,7 +326,7 @@ class SparseFactoredOperator(PoolOperator):
 
     # the Khatri-Rao sketch -------------------------------------------------------------------
     def _sketch(self, sketch_dim: int, generator, chunk: int) -> DenseOperator:
-        """Hook of :func:`sparse_query.problem.sketch`: ``(A Omega1^T) * (H Omega2^T) / sqrt(m')``.
+        """Hook of :func:`sparse_query.operators.sketch`: ``(A Omega1^T) * (H Omega2^T) / sqrt(m')``.
 
         Draws ``Omega1`` then ``Omega2`` exactly as the dense factored sketch does, so the same
         generator gives the same sketch as on the densified pool; ``H Omega2^T`` is a sparse

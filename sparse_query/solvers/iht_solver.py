@@ -1,256 +1,27 @@
-"""Greedy (Algorithm 1) and proximal IHT (Algorithm 2) for :class:`~sparse_query.problem.SparseApproxProblem`.
+"""Proximal IHT, Algorithm 2 of the paper, with the exact prox by default (SPEC section 5).
 
-Both return exactly ``b`` distinct indices for every legal problem, break ties
-deterministically (greedy: the lower index; IHT's prox: the larger ``s_j``, then the lower
-index) and are deterministic on the CPU. All work is vectorised over the pool (no Python loop
-over ``n``); greedy loops over the ``b`` steps, IHT over its iterations.
-
-The IHT's proximal step uses the *exact* prox of SPEC section 5 by default; the rule printed
-in the paper's appendix E is available as ``prox="paper"`` for reproduction only.
+The normalised-IHT step on the current support, accepted only when it lowers the objective,
+momentum restarts, patience-based stopping, the second start from a content-hashed spread
+batch (``init="both"``) and a final polish. Iterates are sparse ``(indices, values)`` pairs;
+the length-``n`` vectors live in a :class:`~sparse_query.solvers.prox.PoolVectors`.
 """
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 
-from ._utils import check_float, check_int, check_option
-from .problem import SparseApproxProblem, SolverResult
+from .._utils import check_float, check_int, check_option
+from ..problem import SparseApproxProblem, SolverResult
+from ._common import _every_group
+from .prox import PROX_RULES, PoolVectors
 
-__all__ = ["greedy", "proximal_iht", "hard_threshold_prox", "topk_lowest_index", "PoolVectors"]
+__all__ = ["proximal_iht"]
 
-PROX_RULES = ("exact", "paper")
 IHT_INITS = ("both", "zero", "spread")
 POLISH_STEPS = 50
 SPREAD_TRIES = 4
-
-
-def topk_lowest_index(score: torch.Tensor, k: int, *, largest: bool = True,
-                      tiebreak: torch.Tensor | None = None) -> torch.Tensor:
-    """Indices of the ``k`` largest (or smallest) entries of ``score``, sorted ascending.
-
-    Entries tied at the threshold go to the largest ``tiebreak`` when it is given, and then to
-    the lower index. O(n) plus a ``topk``.
-    """
-    n = score.shape[0]
-    if k >= n:
-        return torch.arange(n, device=score.device)
-    vals = torch.topk(score, k, largest=largest, sorted=False).values
-    thr = vals.min() if largest else vals.max()
-    strict = score > thr if largest else score < thr
-    chosen = strict.nonzero().reshape(-1)
-    need = k - chosen.numel()
-    if need > 0:
-        ties = (score == thr).nonzero().reshape(-1)
-        if tiebreak is not None and ties.numel() > need:
-            order = torch.sort(tiebreak[ties], descending=True, stable=True).indices
-            ties = ties[order]
-        chosen = torch.cat([chosen, ties[:need]])
-    return torch.sort(chosen).values
-
-
-def prox_score(s, sigma, alpha: float, rule: str = "exact"):
-    """The score :func:`hard_threshold_prox` ranks by, and whether it keeps the largest."""
-    sigma = torch.as_tensor(sigma, dtype=s.dtype, device=s.device)
-    sig2 = sigma * sigma
-    if rule == "exact":
-        return 0.5 * s.clamp(min=0) ** 2 + alpha * sig2, True
-    return 0.5 * (-s).clamp(min=0) ** 2 - alpha * sig2, False
-
-
-def hard_threshold_prox(s, sigma, alpha: float, b: int, *, rule: str = "exact"):
-    """The proximal step of Algorithm 2, line 6.
-
-    Solves ``argmin_{w >= 0, ||w||_0 <= b} 1/2 ||w - s||^2 - alpha sum_j 1(w_j > 0) sigma_j^2``.
-
-    ``rule="exact"`` (default) keeps the ``b`` largest ``1/2 [s_j]_+^2 + alpha sigma_j^2``: leaving
-    ``j`` out costs ``1/2 s_j^2``, keeping it costs ``1/2 [-s_j]_+^2 - alpha sigma_j^2``, and the
-    difference is that score. ``rule="paper"`` keeps the ``b`` smallest
-    ``1/2 [-s_j]_+^2 - alpha sigma_j^2`` as printed in the paper's appendix E, which ignores the
-    cost of the coordinates left out and is not the minimiser in general.
-
-    Returns
-    -------
-    indices : Tensor of shape (b,)
-        The kept coordinates (sorted); ties go to the larger ``s_j``, then the lower index.
-    w : Tensor of shape (n,)
-        ``[s]_+`` on ``indices``, 0 elsewhere.
-    """
-    check_option(rule, "prox", PROX_RULES)
-    s = torch.as_tensor(s)
-    score, largest = prox_score(s, sigma, alpha, rule)
-    # coordinates whose score ties (typically several s_j <= 0 with equal sigma_j) go to the
-    # largest s_j: the prox objective cannot tell them apart, and this keeps the choice
-    # independent of the order of the pool
-    idx = topk_lowest_index(score, b, largest=largest, tiebreak=s)
-    w = torch.zeros_like(s)
-    w[idx] = s[idx].clamp(min=0)
-    return idx, w
-
-
-def _result(problem, w, selected, n_iter, converged, history):
-    sel = problem.pool_indices(selected).detach().cpu().numpy().astype(np.int64)
-    weights = w[selected].detach().cpu().double().numpy()
-    return SolverResult(
-        indices=sel,
-        weights=weights,
-        objective=problem.batch_objective(w, selected),
-        n_iter=int(n_iter),
-        converged=bool(converged),
-        history=history,
-    )
-
-
-def _every_group(problem) -> SolverResult:
-    """Fewer groups of identical rows than ``b``: every group's representative (weights 1,
-    one de-bias step, clipped) and further copies, spread over the groups, with weight 0."""
-    warnings.warn(
-        f"The pool holds only {problem.n} distinct rows (groups of identical embeddings) for a "
-        f"batch of {problem.b}: the batch takes every one of them and {problem.b - problem.n} "
-        "further copies, whose labels add nothing new. Ask for at most "
-        f"{problem.n} points to label distinct ones only.",
-        UserWarning, stacklevel=3,
-    )
-    rows = torch.arange(problem.n, device=problem.device)
-    w = torch.ones(problem.n, dtype=problem.dtype, device=problem.device)
-    w = problem.debias(w, rows).clamp(min=0.0)
-    idx = problem.groups.fill(rows, problem.b)
-    weights = torch.zeros(problem.b, dtype=torch.float64)
-    weights[: problem.n] = w.detach().cpu().double()
-    obj = problem.batch_objective(w, rows)
-    return SolverResult(indices=idx.detach().cpu().numpy().astype(np.int64),
-                        weights=weights.numpy(), objective=obj, n_iter=0, converged=True,
-                        history=[obj])
-
-
-def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: int = 2**30,
-           _mode: str | None = None) -> SolverResult:
-    """Algorithm 1 of the paper: add one index per step, then line-search and de-bias.
-
-    Step ``k`` picks ``j = argmin_{j not in S} tau * grad f1(w)_j - alpha * sigma_j^2`` (lowest
-    index on ties), sets ``w <- w - LineSearch(e^j, w) e^j``, de-biases on the support and clips
-    negative weights to 0.
-
-    The gradient is kept up to date in one of two ways, chosen by cost: with cached columns
-    of ``Phi^T Phi`` (one O(n (K + d)) column per step for factored embeddings plus an
-    O(n |S|) product; support work O(|S|^2)), or through the residual ``r = Phi w - v`` with
-    one pass ``Phi^T r`` per step (O(n m); support work O(|S| m)). Either way the whole run
-    is O(n m b) or less.
-
-    Parameters
-    ----------
-    problem : SparseApproxProblem
-    tau : float, default=1.0
-        Step size of the first-order score, ``tau > 0``.
-    max_cache_bytes : int, default=2**30
-        Largest ``n x b`` Gram-column cache greedy may keep.
-
-    Returns
-    -------
-    SolverResult
-        ``indices`` in selection order, ``n_iter = b``, ``converged = True``.
-    """
-    if not isinstance(problem, SparseApproxProblem):
-        raise TypeError(f"problem must be a SparseApproxProblem; got {type(problem).__name__}.")
-    tau = check_float(tau, "tau", min_val=0.0, min_inclusive=False)
-    max_cache_bytes = check_int(max_cache_bytes, "max_cache_bytes", min_val=0)
-    if problem.n < problem.b:
-        return _every_group(problem)
-    op, n, b = problem.op, problem.n, problem.b
-    alpha, beta = problem.alpha, problem.beta
-    dev, dt = problem.device, problem.dtype
-    itemsize = torch.finfo(dt).bits // 8
-    if _mode is None:
-        cheap = op.column_cost + b / 2 < op.project_cost
-        mode = "gram" if cheap and n * b * itemsize <= max_cache_bytes else "residual"
-    else:
-        mode = check_option(_mode, "_mode", ("gram", "residual"))
-
-    c = problem.c
-    b2 = float(b) * float(b)
-    w = torch.zeros(n, dtype=dt, device=dev)
-    in_s = torch.zeros(n, dtype=torch.bool, device=dev)
-    selected = torch.empty(b, dtype=torch.long, device=dev)
-    if mode == "gram":
-        # Phi^T Phi restricted to the selection, and its columns over the whole pool
-        G = torch.zeros((b, b), dtype=dt, device=dev)
-        cols = torch.empty((b, n), dtype=dt, device=dev)  # row k: column k of Phi^T Phi
-    else:
-        # the residual r = Phi w - v lives in the embedding space: support work is O(|S| m)
-        r = -problem.v.clone()
-    # off the support the score tau * grad f1(w)_j - alpha sigma_j^2 is an affine function of
-    # Phi^T Phi w (gram) or Phi^T r (residual) -- grad f1(w)_j = 2 (Phi^T Phi w - c)_j - 2 beta
-    # where w_j = 0 -- so each step costs one fused pass; the support is masked anyway
-    neg_alpha_sig2 = -alpha * problem.sigma2
-    base = neg_alpha_sig2 - 2.0 * tau * beta
-    if mode == "gram":
-        base = base - 2.0 * tau * c
-    sig2_sum = 0.0
-    score = -2.0 * tau * c + base if mode == "residual" else base.clone()  # at w = 0
-    w_s = torch.zeros(0, dtype=dt, device=dev)
-    history = []
-    for k in range(b):
-        score[selected[:k]] = math.inf
-        j = int(torch.argmin(score))  # first minimum: ties go to the lower index
-        selected[k] = j
-        in_s[j] = True
-        S = selected[: k + 1]
-        w_s = torch.cat([w_s, torch.zeros(1, dtype=dt, device=dev)])
-        sig2_sum += float(problem.sigma2[j])
-        if mode == "gram":
-            torch.mul(op.gram_columns(selected[k : k + 1])[:, 0], 1.0 / b2, out=cols[k])
-            g_new = cols[k, S]
-            G[k, : k + 1] = g_new
-            G[: k + 1, k] = g_new
-            Gs = G[: k + 1, : k + 1]
-            cs = c[S]
-            g_s = Gs @ w_s - cs  # Phi_S^T (Phi w - v)
-            e_jj = float(Gs[k, k])
-        else:
-            g_s = op.project_rows(r, S) / b
-            e_jj = float(op.gram_block(selected[k : k + 1], selected[k : k + 1])) / b2
-        # line search along e^j: mu = (<Phi w - v, Phi e^j> + beta (w_j - 1)) / (||Phi e^j||^2 + beta)
-        den = e_jj + beta
-        mu = (float(g_s[k]) - beta) / den if den > 0 else 0.0
-        w_s[k] -= mu
-        if mode == "gram":
-            g_s = g_s - mu * Gs[:, k]
-        else:
-            r = r + op.combine_rows(selected[k : k + 1], w_s[k : k + 1]) / b
-            g_s = op.project_rows(r, S) / b
-        # de-bias: u = grad f1(w) on the support, exact line search along it
-        u = 2.0 * g_s + 2.0 * beta * (w_s - 1.0)
-        if mode == "gram":
-            phi_u_sq = float(u @ (Gs @ u))
-            cross = float(u @ g_s)
-        else:
-            phi_u = op.combine_rows(S, u) / b
-            phi_u_sq = float(op.inner(phi_u, phi_u))
-            cross = float(op.inner(r, phi_u))
-        den = phi_u_sq + beta * float(u @ u)
-        if den > 0 and math.isfinite(den):
-            mu = (cross + beta * float(u @ (w_s - 1.0))) / den
-            if math.isfinite(mu):
-                w_s = w_s - mu * u
-        w_s = w_s.clamp(min=0.0)
-        w[S] = w_s
-        # f1 = ||Phi w - v||^2 + beta ||w - 1||^2, with O(|S|^2) (gram) or O(|S| m) work
-        if mode == "gram":
-            q = Gs @ w_s
-            bias = problem.vv + float(w_s @ (q - 2.0 * cs))
-        else:
-            r = op.combine_rows(S, w_s) / b - problem.v
-            bias = float(op.inner(r, r))
-        stab = float(((w_s - 1.0) ** 2).sum()) + (n - k - 1) + problem.stab_const
-        history.append(bias + beta * stab - alpha * sig2_sum)
-        if k + 1 < b:
-            if mode == "gram":  # base + 2 tau Phi^T Phi w
-                score = torch.addmv(base, cols[: k + 1].T, w_s, alpha=2.0 * tau)
-            else:  # base + (2 tau / b) Phi^T r
-                score = torch.add(base, op.project(r), alpha=2.0 * tau / b)
-    return _result(problem, w, selected, b, True, history)
 
 
 def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: float = 1e-4,
@@ -471,50 +242,6 @@ def _values_at(idx, val, where):
     hit = idx[pos] == where
     out[hit] = val[pos[hit]]
     return out
-
-
-class PoolVectors:
-    """The length-``n`` vectors of proximal IHT -- the gradient and the prox over it -- held
-    next to the pool. This one keeps them as tensors on the problem's device;
-    :class:`sparse_query.distributed.DaskPoolVectors` keeps one piece per chunk on the workers.
-    Iterates are sparse ``(sorted indices, values)`` pairs, so the solver itself holds O(b).
-
-    ``u`` below is whatever :meth:`gradient` returns (here a tensor); the solver only passes
-    it back.
-    """
-
-    def __init__(self, problem: SparseApproxProblem):
-        self.problem = problem
-
-    def gradient(self, z_idx, z_val, r):
-        """``u = grad f1(z) = 2 Phi^T r / b + 2 beta (z - 1)`` for ``r = Phi z - v``."""
-        p = self.problem
-        u = 2.0 * p.op.project(r) / p.b - 2.0 * p.beta
-        u[z_idx] += 2.0 * p.beta * z_val
-        return u
-
-    def take(self, u, idx):
-        """``u[idx]``."""
-        return u[idx]
-
-    def norm2(self, u):
-        """``sum_j u_j^2``."""
-        return float((u.double() ** 2).sum())
-
-    def dense_terms(self, u):
-        """``(Phi u, sum_j u_j, sum_j u_j^2)``: one pass over the pool."""
-        return self.problem.phi_dense(u), float(u.double().sum()), self.norm2(u)
-
-    def prox(self, u, z_idx, z_val, mu, rule):
-        """:func:`hard_threshold_prox` at ``s = z - mu u``: the kept indices and ``s`` there."""
-        s = -mu * u
-        s[z_idx] += z_val
-        sel, _ = hard_threshold_prox(s, self.problem.sigma, self.problem.alpha, self.problem.b,
-                                     rule=rule)
-        return sel, s[sel]
-
-    def sigma2(self, idx):
-        return self.problem.sigma2[idx]
 
 
 class _Iht:

@@ -6,7 +6,7 @@ label distribution are computed exactly as for dense features; the feature facto
 CSR matrix ``h~_j = [h_j, 1]`` (the bias column is ``n`` explicit non-zeros) and
 ``sigma_j = (1/n) ||h~_j|| sum_y P_j(y) ||P_j - onehot(y)||`` takes ``||h~_j||`` from the
 sparse row norms. Memory: ``O(n K)`` plus one copy of the features (for the bias column).
-Feed the result to :func:`sparse_query.problem_sparse.factored_operator` (or
+Feed the result to :func:`sparse_query.operators.sparse.factored_operator` (or
 ``SparseApproxProblem((emb.a, emb.h), emb.sigma, b)``) to solve on it without densifying.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embeddings import GradientEmbedding, _class_factors
-from .problem_sparse import append_ones_column, as_csr, factored_operator, row_sqnorms
+from ..operators.sparse import append_ones_column, as_csr, factored_operator, row_sqnorms
+from ._gradient_core import GradientEmbedding, _class_factors
 
 __all__ = ["SparseGradientEmbedding"]
 
@@ -46,7 +46,7 @@ class SparseGradientEmbedding(GradientEmbedding):
                                        self.probs.to(device), self.temperature)
 
     def operator(self, **kw):
-        """The :class:`~sparse_query.problem_sparse.SparseFactoredOperator` of this embedding."""
+        """The :class:`~sparse_query.operators.sparse.SparseFactoredOperator` of this embedding."""
         return factored_operator(self.a, self.h, **kw)
 
 
