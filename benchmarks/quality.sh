@@ -14,3 +14,15 @@ $B --seeds 0 1 2 --families rf et mc-dropout committee-sk --datasets mnist
 $B --seeds 0 1 2 --families bagging vlinear gb --datasets mnist
 $B --seeds 3 4 --families committee-skorch --datasets digits mnist1d
 $B --seeds 3 4 --families rf et mc-dropout committee-sk bagging vlinear gb --datasets mnist
+$B --seeds 0 1 2 3 4 --families committee-skorch --datasets mnist
+# the alpha / temperature variants behind the tree and net defaults (issue 14, last round)
+$B --seeds 0 1 2 3 4 --families rf et bagging --datasets mnist1d digits mnist \
+   --strategies "ours:alpha=0" "ours:alpha=0.03" "ours:temperature=0.1,alpha=0.03"
+$B --seeds 0 1 2 3 4 --families rf --datasets mnist1d digits mnist \
+   --strategies "ours:alpha=0.01" "ours:temperature=0.1,alpha=0.01"
+$B --seeds 0 1 2 3 4 --families vlinear --datasets mnist1d digits mnist \
+   --strategies "ours:alpha=0" "ours:alpha=0.03"
+$B --seeds 0 1 2 3 4 --families rf --datasets mnist1d --strategies "ours:temperature=auto" \
+   "ours:temperature=0.01,alpha=1" "ours:temperature=0.1,alpha=1" "ours:temperature=0.1,alpha=10" \
+   "ours:temperature=0.3,alpha=1"
+python benchmarks/diag_leaf_ties.py
