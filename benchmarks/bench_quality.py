@@ -20,7 +20,7 @@ exact class-block one).
 
 Every run is one JSON under ``<out>/<dataset>_<family>/``; ``<out>/quality.json`` holds the
 summary (mean AUC, paired difference to random per seed, its mean, std and min) and
-``<out>/quality.md`` the tables, ``<out>/matrix.md`` the summary; for the default ``--out`` the
+``<out>/quality.md`` the tables, ``<out>/matrix.md`` the summary, ``<out>/alpha.md`` the alpha table; for the default ``--out`` the
 BENCHMARKS.md section ``benchmarks/results/quality_matrix.md`` is rebuilt from the template
 ``benchmarks/quality_section.md`` (then run ``benchmarks/build_benchmarks_md.py``).
 """
@@ -256,11 +256,14 @@ def summarise(out):
     matrix = _matrix(rows, cells)
     with open(os.path.join(out, "matrix.md"), "w") as fh:
         fh.write(matrix)
+    alpha = _alpha_table(rows)
+    with open(os.path.join(out, "alpha.md"), "w") as fh:
+        fh.write(alpha)
     template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quality_section.md")
     if os.path.exists(template) and os.path.abspath(out) == os.path.abspath(DEFAULT_OUT):
         minutes = sum(r.get("wall_time", 0.0) for r in runs.values()) / 60
         text = open(template).read().replace("@@MATRIX@@", matrix.rstrip()).replace(
-            "@@MINUTES@@", f"{minutes:.0f}")
+            "@@MINUTES@@", f"{minutes:.0f}").replace("@@ALPHA@@", alpha.rstrip())
         with open(os.path.join(os.path.dirname(os.path.abspath(out)), "quality_matrix.md"),
                   "w") as fh:
             fh.write(text)  # the BENCHMARKS.md section (benchmarks/build_benchmarks_md.py)
@@ -293,6 +296,30 @@ def _matrix(rows, cells):
             f"({ours['embedding_kind']}) | {best['strategy']}: {best['diff_random']:+.2f} ± "
             f"{best['diff_std']:.2f} | {gap:+.2f} | "
             f"{'yes' if ours['diff_min'] >= 0 else 'no (worst ' + format(ours['diff_min'], '+.2f') + ')'} |")
+    return "\n".join(out) + "\n"
+
+
+#: the alpha variants of the last round (issue 14): the default's 0.1 against 0.03 and 0
+#: (gradient boosting, which ``auto`` refuses: the same with ``embedding="leaf-gradient"``)
+ALPHAS = (("ours", "0.1 (default)"), ("ours:alpha=0.03", "0.03"), ("ours:alpha=0", "0"))
+
+
+def _alpha_table(rows):
+    """``ours`` at each alpha of :data:`ALPHAS`: AUC - random (mean and worst seed) per cell."""
+    rs = {(r["family"], r["dataset"], r["strategy"]): r for r in rows}
+    out = ["| family | dataset | " + " | ".join(f"alpha = {a}" for _, a in ALPHAS) + " |",
+           "|---|---|" + "---|" * len(ALPHAS)]
+    for f in FAMILIES:
+        for d in ("digits", "mnist", "mnist1d"):
+            names = [s if f != "gb" else s.replace("ours", "ours:embedding=leaf-gradient")
+                     .replace("leaf-gradient:", "leaf-gradient,") for s, _ in ALPHAS]
+            cells = [rs.get((f, d, s)) for s in names]
+            if cells[0] is None or sum(c is not None for c in cells) < 2:
+                continue
+            out.append(f"| {f} | {d} | " + " | ".join(
+                "–" if c is None else
+                f"{c['diff_random']:+.2f} ± {c['diff_std']:.2f} (worst {c['diff_min']:+.2f})"
+                for c in cells) + " |")
     return "\n".join(out) + "\n"
 
 
