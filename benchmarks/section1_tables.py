@@ -46,11 +46,42 @@ def _table(rows) -> str:
     return "\n".join(out)
 
 
+def _paired(a, b):
+    """AUC(a) - AUC(b) per shared seed (points), and how many seeds chose identical batches."""
+    ra = {r["config"]["seed"]: r for r in a}
+    rb = {r["config"]["seed"]: r for r in b}
+    seeds = sorted(set(ra) & set(rb))
+    d = np.array([ra[s]["auc"] - rb[s]["auc"] for s in seeds]) * 100
+    same = sum(ra[s]["queried"] == rb[s]["queried"] for s in seeds)
+    std = d.std(ddof=1) if len(d) > 1 else 0.0
+    return f"{d.mean():+.2f} ± {std:.2f} ({sum(d < 0)} of {len(seeds)} below; {same} identical)"
+
+
+def _starts(by_folder) -> str:
+    """IHT's starts paired on the same seeds: always both, and the zero start, minus the
+    default (``init="fallback"``)."""
+    out = ["| table | ours-iht (default, fallback) AUC | always both − default | "
+           "zero start only − default |", "|---|---|---|---|"]
+    for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp"):
+        folder, ds, model = TABLES[name]
+        recs = [r for r in by_folder[folder]
+                if (r["config"]["dataset"], r["config"]["model"]) == (ds, model)]
+        get = lambda spec: [r for r in recs if r["config"]["strategy"] == spec]  # noqa: E731
+        default, both, zero = (get("ours-iht"), get("ours-iht:iht_init=both"),
+                               get("ours-iht:iht_init=zero"))
+        if not (default and both and zero):
+            continue
+        auc = np.array([r["auc"] for r in default]) * 100
+        out.append(f"| {ds} + {model} ({len(default)} seeds) | {auc.mean():.2f} "
+                   f"| {_paired(both, default)} | {_paired(zero, default)} |")
+    return "\n".join(out)
+
+
 def _replace(text: str, name: str, body: str) -> str:
-    pattern = re.compile(rf"(<!-- s1:{name} -->\n).*?(\n<!-- /s1:{name} -->)", re.S)
+    pattern = re.compile(rf"(<!-- s1:{name} -->\n).*?(<!-- /s1:{name} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"benchmark.md has no <!-- s1:{name} --> ... <!-- /s1:{name} --> block")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
 def main() -> None:
@@ -72,6 +103,7 @@ def main() -> None:
         compute.append(f"| {folder}/{ds}_{model} | {len(recs)} | {wall / 60:.1f} |")
     compute.append(f"| **all** | {total_n} | **{total_s / 60:.1f}** |")
     text = _replace(text, "compute", "\n".join(compute))
+    text = _replace(text, "iht_starts", _starts(by_folder))
     PAGE.write_text(text)
     print(f"wrote {PAGE} ({total_n} records, {total_s / 60:.1f} min of compute)")
 
