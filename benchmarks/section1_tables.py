@@ -62,7 +62,7 @@ def _starts(by_folder) -> str:
     default (``init="fallback"``)."""
     out = ["| table | ours-iht (default, fallback) AUC | always both − default | "
            "zero start only − default |", "|---|---|---|---|"]
-    for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp"):
+    for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp", "mnist_lenet"):
         folder, ds, model = TABLES[name]
         recs = [r for r in by_folder[folder]
                 if (r["config"]["dataset"], r["config"]["model"]) == (ds, model)]
