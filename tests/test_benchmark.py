@@ -101,12 +101,48 @@ def test_parse_strategy_and_overrides():
     assert params == {"alpha": 0.1, "temperature": "auto", "sketch_dim": 128, "prox": "paper"}
     s = make_strategy("ours-iht:alpha=0,temperature=0", seed=3)
     assert (s.solver, s.alpha, s.temperature, s.random_state) == ("iht", 0, 0, 3)
-    assert make_strategy("ours-greedy", seed=0, bayesian=True).embedding == "posterior"
+    # a Bayesian model no longer forces the posterior embedding: the default row runs at the
+    # sampler's default, the posterior embedding is a named variant
+    assert make_strategy("ours-greedy", seed=0, bayesian=True).embedding == "auto"
+    assert make_strategy("ours-greedy:embedding=posterior", seed=0,
+                         bayesian=True).embedding == "posterior"
     assert slug("ours-iht:alpha=0.1,temperature=auto") == "ours-iht_alpha-0.1_temperature-auto"
     with pytest.raises(ValueError, match="'bage'"):
         parse_strategy("bage")
     with pytest.raises(ValueError, match="key=value"):
         parse_strategy("ours-iht:alpha")
+
+
+def test_iht_init_is_the_start_proximal_iht_gets(monkeypatch):
+    """``ours-iht:iht_init=zero`` solves with ``init="zero"``; plain ``ours-iht`` with the
+    solver's default; the module is restored after each query."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    import sparse_query.sampler as sampler_mod
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:400] / 16.0
+    model = LogisticRegression(max_iter=500).fit(X[:60], y[:60])
+    seen = []
+    real = sampler_mod.proximal_iht
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("init", "default"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler_mod, "proximal_iht", spy)
+    for spec, want in (("ours-iht", "default"), ("ours-iht:iht_init=zero", "zero"),
+                       ("ours-iht:iht_init=spread", "spread")):
+        seen.clear()
+        make_strategy(spec, seed=0).fit_query(X[60:], model, 10, X_labeled=X[:60],
+                                              y_labeled=y[:60])
+        assert seen == [want]
+        assert sampler_mod.proximal_iht is spy
+    with pytest.raises(ValueError, match="iht_init='one'"):
+        make_strategy("ours-iht:iht_init=one", seed=0)
+    with pytest.raises(ValueError, match="ours-iht only"):
+        make_strategy("ours-greedy:iht_init=zero", seed=0)
 
 
 # -- end to end ---------------------------------------------------------------------------------

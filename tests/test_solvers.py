@@ -338,3 +338,22 @@ def test_iht_best_of_two_starts_and_bad_init():
     assert sorted(perm[q.spread_rows(200).numpy()].tolist()) == p.spread_rows(200).tolist()
     with pytest.raises(ValueError, match="init='middle' is not one of"):
         proximal_iht(p, init="middle")
+
+
+@pytest.mark.parametrize("n, b, d, branch", [(600, 10, 64, "zero"), (1000, 500, 16, "spread")])
+def test_iht_fallback_runs_the_spread_start_only_when_the_zero_start_loses(n, b, d, branch):
+    """init='fallback' (the default) keeps the zero start's batch when it is below the best
+    hashed batch (the spread start's first iterate) and is init='both' otherwise (issue 15:
+    always running both gave lower objectives but worse learning curves on small batches)."""
+    p = _random_factored(n, b, d=d, seed=n + b)
+    zero, both, spread = (proximal_iht(p, init=i) for i in ("zero", "both", "spread"))
+    fallback, default = proximal_iht(p, init="fallback"), proximal_iht(p)
+    assert default.indices.tolist() == fallback.indices.tolist()
+    assert (zero.objective < spread.history[0]) == (branch == "zero")  # both branches covered
+    if branch == "zero":
+        assert fallback.indices.tolist() == zero.indices.tolist()
+        assert fallback.objective == zero.objective
+    else:
+        assert fallback.indices.tolist() == both.indices.tolist()
+        assert fallback.objective == min(zero.objective, spread.objective)
+    assert fallback.objective <= spread.history[0]  # never worse than the best hashed batch

