@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import adapters
-from ._base import QueryStrategy, is_dask_array
+from ._base import QueryStrategy
 from ._utils import (
     check_float,
     check_int,
@@ -26,8 +26,9 @@ from ._utils import (
     resolve_dtype,
     torch_generator,
 )
-from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
-from .problem import DenseOperator, FactoredOperator, SparseApproxProblem
+from .embeddings import estimate_temperature, gradient_embedding
+from .backends import PoolEmbedding, pool_backend
+from .problem import FactoredOperator, SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._committee import class_block_gradient_embedding, committee_gradient_embedding
 from .adapters._draws import committee_has_last_layers, committee_last_layers
@@ -198,7 +199,8 @@ default="auto"
     them while at least ``n_instances`` distinct rows exist, a departure from the paper's
     objective, which credits every copy's uncertainty separately (README, "Where we differ
     from the paper"). With fewer distinct rows the batch takes all of them plus copies and
-    warns. Dask pools are not grouped.
+    warns. The same holds on a Dask pool (the rows are compared as they are fetched from
+    the workers, :mod:`sparse_query.backends.dask_operator`).
 
     A model that knows a single class (trained on a labeled set with one class) has all-zero
     embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch
@@ -353,112 +355,81 @@ default="auto"
         return T, source
 
     def _fit(self, X_pool, classifier, X_labeled, y_labeled):
+        # one path for every pool: adapt the model, let the pool's backend run it over the
+        # rows and hold the embedding as an operator, solve on that operator (_query).
+        # Where the rows live (memory, scipy.sparse, a Dask cluster) is the backend's concern
         t0 = time.perf_counter()
         adapters.check_fitted(classifier)
         est = adapters.unwrap_estimator(classifier)
         kind = self._choose_kind(est)
-        self._dask = None
-        if is_dask_array(X_pool):
-            # the pool lives on a Dask cluster: inference, embedding and solve run there at
-            # query time (sparse_query.distributed); only the temperature is resolved here
-            if kind != "gradient":
-                raise ValueError(
-                    "a dask.array pool supports embedding='gradient' only (a model with a last "
-                    f"linear layer); got embedding={self.embedding!r} resolving to {kind!r}."
-                )
-            if self.prox != "exact":
-                raise ValueError("a dask.array pool supports prox='exact' only.")
-            T, source = self._temperature(est, classifier, X_labeled, y_labeled)
-            self.temperature_, self.temperature_source_ = float(T), source
-            probe = adapters.last_layer_outputs(est, X_pool[:1].compute())
-            self._embedding_dim = probe.logits.shape[1] * (
-                probe.features.shape[1] + int(probe.bias)
-            )
-            self._dask = (est, X_pool)
-            self._single_class = False
-            self.embedding_kind_ = kind
-            self.embedding_time_ = time.perf_counter() - t0
-            return
-        progress = self._verbose > 1
+        self._backend = pool_backend(X_pool, batch_size=self.batch_size, dtype=self._dtype,
+                                     progress=self._verbose > 1,
+                                     **self.__dict__.get("_backend_options", {}))
         self.temperature_ = None
         self.temperature_source_ = None
         self._single_class = False
         if kind == "gradient":
-            ll = adapters.last_layer_outputs(
-                est, X_pool, batch_size=self.batch_size, device=None, progress=progress
-            )
-            if ll.logits.shape[1] < 2:
-                self._single_class = True
-            else:
+            def temperature():  # resolved only for a model that knows two classes or more
                 T, source = self._temperature(est, classifier, X_labeled, y_labeled)
                 self.temperature_, self.temperature_source_ = float(T), source
-                # the bias column of h~ = [h, 1] stays implicit for dense features: no
-                # n x (d + 1) copy of H; sparse features stay sparse (problem_sparse)
-                emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias,
-                                         _implicit_bias=True)
-                self._operator = emb.operator()
-                self._embedding_dim = emb.dim
-                self._sigma = emb.sigma
+                return T
+
+            emb = self._backend.gradient(est, temperature)
+        elif kind == "posterior":
+            emb = self._backend.posterior(est, n_samples=self.n_posterior_samples,
+                                          random_state=self.random_state)
         elif kind == "committee-gradient":
-            self._fit_committee_gradient(est, classifier, X_pool, X_labeled, y_labeled)
-        elif kind == "leaf-gradient":
-            self._fit_leaf_gradient(est, classifier, X_pool, X_labeled, y_labeled, progress)
+            emb = self._fit_committee_gradient(est, self._backend.rows(kind))
         else:
-            probs = adapters.posterior_probas(
-                est, X_pool, n_samples=self.n_posterior_samples, random_state=self.random_state,
-                batch_size=self.batch_size, device=None, progress=progress,
-            )
-            if probs.shape[2] < 2:
-                self._single_class = True
-            else:
-                emb = posterior_embedding(probs)
-                self._operator = DenseOperator(emb.e)
-                self._embedding_dim = emb.e.shape[1]
-                self._sigma = emb.sigma
+            emb = self._fit_leaf_gradient(est, classifier, self._backend.rows(kind), X_labeled,
+                                          y_labeled)
+        if emb is None:
+            self._single_class = True
+        else:
+            self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
 
-    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled, progress):
+    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
         """Gradient embedding on a tree ensemble's one-hot leaf indicators (adapters._trees)."""
-        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size, progress=progress)
+        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size,
+                             progress=self._verbose > 1)
         if ll.logits.shape[1] < 2:
-            self._single_class = True
-            return
+            return None
         T, source = self._temperature(est, classifier, X_labeled, y_labeled, leaves=True)
         self.temperature_, self.temperature_source_ = float(T), source
         if ll.column_class is not None and self._leaf_blocks:  # boosting: logit k reads its trees
-            self._operator, self._sigma = class_block_gradient_embedding(
+            op, sigma = class_block_gradient_embedding(
                 ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
                 dtype=self._dtype)
-            self._embedding_dim = self._operator.space_shape[0]
-            return
+            return PoolEmbedding(op, sigma, op.space_shape[0])
         # the indicators stay CSR (one non-zero per tree and row): problem_sparse's operator
         emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
-        self._operator = emb.operator()
-        self._embedding_dim = emb.dim
-        self._sigma = emb.sigma
+        return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
+
+    #: IHT's starts (solvers.proximal_iht); query_dask sets "zero", its start before issue 16
+    _iht_init = "both"
 
     #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
     _leaf_blocks = True
 
-    def _fit_committee_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
+    def _fit_committee_gradient(self, est, X_pool):
         """Every committee member's last-layer gradients under the committee's labels."""
         parts = committee_last_layers(est, X_pool, batch_size=self.batch_size)
         if parts[0][0].shape[1] < 2:
-            self._single_class = True
-            return
+            return None
         if isinstance(self.temperature, str):
             raise ValueError("temperature='auto' is not supported with "
                              "embedding='committee-gradient'; pass a number (default 0.01).")
         T = float(self.temperature)
         self.temperature_, self.temperature_source_ = T, "fixed"
-        self._operator, self._sigma, _ = committee_gradient_embedding(
+        op, sigma, _ = committee_gradient_embedding(
             [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=T,
             biases=[b for _, _, b in parts], dtype=self._dtype)
-        self._embedding_dim = self._operator.space_shape[0]
+        return PoolEmbedding(op, sigma, op.space_shape[0])
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
@@ -480,22 +451,29 @@ default="auto"
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
         self.alpha_effective_ = alpha
-        if self._dask is not None:
-            return self._query_dask(n_instances, alpha, t0)
         # copies of one point are grouped on the exact embedding (before any sketch), so a
         # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")
+        backend = self._backend
         problem = SparseApproxProblem(
             self._operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
-            device=self._device, dtype=self._dtype,
+            device=backend.solve_device(self._device), dtype=self._dtype,
         )
-        if self.sketch_dim_ is not None:
-            gen = torch_generator(self.random_state, "cpu")
-            problem = problem.sketched(self.sketch_dim_, generator=gen)
-        if self.solver_ == "greedy":
-            res = greedy(problem, tau=self.tau)
-        else:
-            res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
-                               patience=self.patience, prox=self.prox)
+        pool = None
+        try:
+            if self.sketch_dim_ is not None:
+                gen = torch_generator(self.random_state, "cpu")
+                problem = problem.sketched(self.sketch_dim_, generator=gen)
+            if self.solver_ == "greedy":
+                res = greedy(problem, tau=self.tau)
+            else:
+                pool = backend.pool_vectors(problem)
+                res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
+                                   patience=self.patience, prox=self.prox, _pool=pool,
+                                   init=self._iht_init)
+        finally:
+            if pool is not None:
+                pool.close()
+            backend.release(self._operator)  # what this query derived (copies removed, sketch)
         self.result_ = res
         self.weights_ = res.weights
         self.objective_ = res.objective
@@ -514,8 +492,9 @@ default="auto"
         auto_sketch = isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"
         may_sketch = (self.n_pool_ > AUTO_SKETCH_MIN_POOL
                       and self._embedding_dim > AUTO_SKETCH_MIN_DIM)
-        if self._dask is not None:
-            solver = "iht" if self.solver == "auto" else self.solver
+        forced = self._backend.auto_solver
+        if forced is not None:  # e.g. IHT on Dask, where a greedy step is a round trip
+            solver = forced if self.solver == "auto" else self.solver
             sk = (AUTO_SKETCH_DIM if may_sketch else None) if auto_sketch else self.sketch_dim
             return solver, sk
         sketches = [AUTO_SKETCH_DIM, None] if (auto_sketch and may_sketch) else (
@@ -525,27 +504,6 @@ default="auto"
                    for i, (sv, sk) in enumerate((sv, sk) for sv in solvers for sk in sketches)]
         _, _, solver, sk = min(options)
         return solver, sk
-
-    def _query_dask(self, n_instances, alpha, t0):
-        from .distributed import query_dask
-
-        est, X_pool = self._dask
-        idx, info = query_dask(
-            est, X_pool, n_instances, solver=self.solver_, alpha=alpha, beta=self.beta,
-            max_iter=self.max_iter, tol=self.tol, patience=self.patience,
-            temperature=self.temperature_,
-            sketch_dim=self.sketch_dim_, random_state=self.random_state, dtype=self.dtype,
-            batch_size=self.batch_size,
-        )
-        self.result_ = info
-        self.weights_ = np.asarray(info["weights"])
-        self.objective_ = info["objective"]
-        self.n_iter_ = info["n_iter"]
-        self.converged_ = info["converged"]
-        self.history_ = info["history"]
-        self.solve_time_ = time.perf_counter() - t0
-        return idx, self.weights_
-
 
 # -- temperature="auto": one calibration per fitted model -------------------------------------
 # Without validation_data, "auto" fits a clone of the model on 70% of the labeled set. That
