@@ -294,7 +294,7 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
       from the best (after one de-bias step) of 4 batches drawn by a hash of the rows'
       content -- as good as random, without a seed, the same for any order of the pool --
       whose mean tracks ``v`` the way a random sample's does. The lower objective is
-      returned. Operators that cannot describe their rows (Dask) have the zero start only.
+      returned. Operators that cannot describe their rows (a dense Dask one) have the zero start only.
     * **Polish.** The returned batch's weights get further de-bias steps while they lower
       the objective (at most 50, O(b m) each, no pass over the pool).
 
