@@ -135,7 +135,9 @@ default="auto"
         exact solve by an operation count (building it costs ``n (K + d) 256``: for IHT's
         20-odd passes at K = 10 that is more than it saves, for greedy on large batches far
         less; see ``_cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
-        the exact batch on the exact problem (``benchmarks/results/scale.md``).
+        the exact batch on the exact problem (``benchmarks/results/scale.md``). On a Dask
+        pool there is no operation count (a pass costs a round trip to the cluster whatever
+        its arithmetic): ``"auto"`` sketches whenever the first two conditions hold.
     batch_size : int, default=1024
         Pool rows per inference chunk.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
@@ -492,9 +494,8 @@ default="auto"
         auto_sketch = isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"
         may_sketch = (self.n_pool_ > AUTO_SKETCH_MIN_POOL
                       and self._embedding_dim > AUTO_SKETCH_MIN_DIM)
-        forced = self._backend.auto_solver
-        if forced is not None:  # e.g. IHT on Dask, where a greedy step is a round trip
-            solver = forced if self.solver == "auto" else self.solver
+        if not self._backend.plan_by_cost:  # Dask: a greedy step, any pass, is a round trip
+            solver = self._backend.auto_solver if self.solver == "auto" else self.solver
             sk = (AUTO_SKETCH_DIM if may_sketch else None) if auto_sketch else self.sketch_dim
             return solver, sk
         sketches = [AUTO_SKETCH_DIM, None] if (auto_sketch and may_sketch) else (

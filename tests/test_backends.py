@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sparse_query import SparseApproxSampler
 from sparse_query.backends import pool_backend
 from sparse_query.backends.memory import InMemoryBackend
-from sparse_query.problem import FactoredOperator, SparseApproxProblem
+from sparse_query.problem import SparseApproxProblem
 from sparse_query.solvers import proximal_iht
 
 da = pytest.importorskip("dask.array")
@@ -47,7 +47,7 @@ def test_pool_backend_is_chosen_by_the_pool(client):
     assert isinstance(pool_backend(X, **kw), InMemoryBackend)
     assert isinstance(pool_backend(sp.csr_matrix(X), **kw), InMemoryBackend)
     dask_backend = pool_backend(da.from_array(X, chunks=5), **kw)
-    assert type(dask_backend).__name__ == "DaskBackend" and dask_backend.auto_solver == "iht"
+    assert type(dask_backend).__name__ == "DaskBackend" and not dask_backend.plan_by_cost
     assert dask_backend.solve_device(torch.device("cuda")) == torch.device("cpu")
 
 
@@ -64,14 +64,14 @@ def test_dask_operator_groups_copies_like_the_in_memory_operator(client):
 
     A, H, sigma = _factors()
     copies = torch.arange(0, 600, 7)
-    A[copies], H[copies], sigma[copies] = A[3], H[3], sigma[3]  # one row, 86 times
+    A[copies], H[copies], sigma[copies] = A[3].clone(), H[3].clone(), sigma[3].clone()
     ref = SparseApproxProblem((A, H), sigma, 10, device="cpu", dtype="float64")
     op = DaskOperator.from_factors(da.from_array(A.numpy(), chunks=(150, -1)),
                                    da.from_array(H.numpy(), chunks=(150, -1)), client=client,
                                    dtype="float64")
     try:
         prob = SparseApproxProblem(op, sigma, 10, device="cpu", dtype="float64")
-        assert prob.n == ref.n == 600 - copies.numel() + 1
+        assert prob.n == ref.n == 600 - copies.numel()  # row 3 and its 86 copies: one
         torch.testing.assert_close(prob.candidates, ref.candidates, rtol=0, atol=0)
         torch.testing.assert_close(prob.groups.keys, ref.groups.keys, rtol=0, atol=0)
         torch.testing.assert_close(prob.op.dense(), ref.op.dense(), rtol=0, atol=0)
@@ -124,19 +124,6 @@ def test_dask_pool_with_paper_prox_and_auto_temperature(client, digits, solver):
     remote = s.fit_query(da.from_array(pool, chunks=(150, -1)), model, 12)
     assert sorted(remote.tolist()) == sorted(local.tolist())
     assert s.temperature_ == ls.temperature_ and s.temperature_source_ == "validation"
-
-
-def test_dask_pool_single_class_model_gives_a_random_batch(client):
-    X = np.random.default_rng(0).normal(size=(200, 5))
-    model = LogisticRegression().fit(X[:20], np.r_[np.zeros(10), np.ones(10)])
-    model.classes_ = model.classes_[:1]  # a model that knows one class: one logit
-    model.coef_, model.intercept_ = model.coef_[:0], model.intercept_[:0]
-    s = SparseApproxSampler(random_state=3)
-    with pytest.warns(UserWarning, match="single class"):
-        remote = s.fit_query(da.from_array(X, chunks=50), model, 7)
-    with pytest.warns(UserWarning, match="single class"):
-        local = SparseApproxSampler(random_state=3).fit_query(X, model, 7)
-    np.testing.assert_array_equal(remote, local)
 
 
 def test_dask_pool_refuses_tree_leaves_with_the_reason(client, digits):

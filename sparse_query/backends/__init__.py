@@ -18,8 +18,8 @@ rows are. :func:`pool_backend` picks the backend from the pool's type:
 The interface (:class:`PoolBackend`) is small: ``gradient`` and ``posterior`` run the model
 over the pool and return a :class:`PoolEmbedding` (operator, ``sigma``, dimension) or None
 when the model knows a single class; ``rows`` hands over the in-memory pool for embeddings
-that exist only in memory (or raises, saying why); ``solve_device`` and ``auto_solver`` are
-the backend's say in where and how the solver runs; ``pool_vectors`` gives IHT its vectors.
+that exist only in memory (or raises, saying why); ``solve_device``, ``plan_by_cost`` and
+``auto_solver`` are the backend's say in where and how the solver runs; ``pool_vectors`` gives IHT its vectors.
 The solvers, the sketch and the baselines see only operators. A new kind of pool is a new
 backend here and one line in :func:`pool_backend`.
 """
@@ -69,8 +69,12 @@ class PoolBackend:
         Show progress bars where the backend can.
     """
 
-    #: what :attr:`SparseApproxSampler.solver_` becomes for ``solver="auto"``; None: by cost
-    auto_solver: str | None = None
+    #: whether ``solver="auto"`` and ``sketch_dim="auto"`` are chosen by the operation count
+    #: of :func:`sparse_query.sampler._cost` (True), or by :attr:`auto_solver` and the size
+    #: rule alone (False: a backend whose every pass is a round trip)
+    plan_by_cost: bool = True
+    #: the solver ``solver="auto"`` becomes when ``plan_by_cost`` is False
+    auto_solver: str = "iht"
 
     def __init__(self, X, *, batch_size: int, dtype: torch.dtype, progress: bool = False):
         self.X = X
