@@ -6,14 +6,10 @@ into features, logits or posterior draws; an embedding turns those into ``e_j`` 
 """
 from __future__ import annotations
 
-import math
-import threading
 import time
 import warnings
-import weakref
 
 import numpy as np
-import torch
 
 from . import adapters
 from ._base import QueryStrategy
@@ -27,8 +23,15 @@ from ._utils import (
     torch_generator,
 )
 from .embeddings import estimate_temperature, gradient_embedding
+from ._plan import AUTO_SKETCH_DIM, AUTO_SKETCH_MIN_DIM, AUTO_SKETCH_MIN_POOL, plan  # noqa: F401
+from ._temperature_cache import (  # noqa: F401 - _TEMPERATURES: tests clear the cache here
+    _TEMPERATURES,
+    _cached_temperature,
+    _store_temperature,
+    _temperature_key,
+)
 from .backends import PoolEmbedding, pool_backend
-from .problem import FactoredOperator, SparseApproxProblem
+from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._committee import class_block_gradient_embedding, committee_gradient_embedding
 from .adapters._draws import committee_has_last_layers, committee_last_layers
@@ -39,9 +42,6 @@ __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 SOLVERS = ("auto", "greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
-AUTO_SKETCH_DIM = 256
-AUTO_SKETCH_MIN_POOL = 10_000
-AUTO_SKETCH_MIN_DIM = 1024
 
 
 class SparseApproxSampler(QueryStrategy):
@@ -64,7 +64,7 @@ class SparseApproxSampler(QueryStrategy):
         whole batch per iteration (one pass over the pool per iteration, independent of b).
         ``"auto"`` takes whichever costs fewer multiply-adds per pool row for this pool and
         batch (with the sketch when ``sketch_dim="auto"`` finds that it pays): greedy's
-        ``b`` steps against IHT's 20-odd passes (:func:`_plan`). Small batches (``b`` up to
+        ``b`` steps against IHT's 20-odd passes (:func:`sparse_query._plan.plan`). Small batches (``b`` up to
         about ``2 (K + d)`` passes' worth -- every batch of the digits, MNIST and MNIST-1D
         benchmarks) get greedy, large ones IHT, whose cost does not grow with ``b``; the
         choice is in ``solver_``. A Dask pool resolves ``"auto"`` to IHT (greedy costs a
@@ -134,7 +134,7 @@ default="auto"
         exact embedding has more than 1,024 dimensions *and* the sketch is cheaper than the
         exact solve by an operation count (building it costs ``n (K + d) 256``: for IHT's
         20-odd passes at K = 10 that is more than it saves, for greedy on large batches far
-        less; see ``_cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
+        less; see ``sparse_query._plan._cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
         the exact batch on the exact problem (``benchmarks/results/scale.md``). On a Dask
         pool there is no operation count (a pass costs a round trip to the cluster whatever
         its arithmetic): ``"auto"`` sketches whenever the first two conditions hold.
@@ -490,108 +490,10 @@ default="auto"
 
 
     def _plan(self, n_instances):
-        """``(solver, sketch_dim)`` for this query: ``"auto"`` values resolved by cost."""
-        auto_sketch = isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"
-        may_sketch = (self.n_pool_ > AUTO_SKETCH_MIN_POOL
-                      and self._embedding_dim > AUTO_SKETCH_MIN_DIM)
-        if not self._backend.plan_by_cost:  # Dask: a greedy step, any pass, is a round trip
-            solver = self._backend.auto_solver if self.solver == "auto" else self.solver
-            sk = (AUTO_SKETCH_DIM if may_sketch else None) if auto_sketch else self.sketch_dim
-            return solver, sk
-        sketches = [AUTO_SKETCH_DIM, None] if (auto_sketch and may_sketch) else (
-            [None] if auto_sketch else [self.sketch_dim])
-        solvers = ["greedy", "iht"] if self.solver == "auto" else [self.solver]
-        options = [(_cost(self._operator, sv, n_instances, sk), i, sv, sk)
-                   for i, (sv, sk) in enumerate((sv, sk) for sv in solvers for sk in sketches)]
-        _, _, solver, sk = min(options)
-        return solver, sk
-
-# -- temperature="auto": one calibration per fitted model -------------------------------------
-# Without validation_data, "auto" fits a clone of the model on 70% of the labeled set. That
-# is done once per (fitted model, labeled set, validation data, integer seed): the result is
-# cached on the model object (weakly: the cache dies with the model), keyed by a hash of the
-# model's fitted state and of the data, so querying the same fitted model again -- from fit
-# and fit_query, from several learners or threads -- never re-trains. A model that is refit
-# (modAL's teach) hashes differently and is calibrated again, once.
-_TEMPERATURES = weakref.WeakKeyDictionary()
-_TEMPERATURES_LOCK = threading.Lock()
-
-
-def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
-    import joblib
-
-    seed = random_state if isinstance(random_state, (int, np.integer)) else None
-    try:
-        data = joblib.hash((X_labeled, y_labeled, validation, seed))
-    except Exception:  # noqa: BLE001 - unhashable data: no cache
-        return None
-    try:
-        return joblib.hash((est, data))
-    except Exception:  # noqa: BLE001 - e.g. a lambda in a skorch net: hash its weights instead
-        pass
-    module = getattr(est, "module_", est)
-    if isinstance(module, torch.nn.Module):
-        import hashlib
-
-        digest = hashlib.sha1(data.encode())
-        for name, t in module.state_dict().items():
-            digest.update(name.encode())
-            digest.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
-    return None
-
-
-def _cached_temperature(est, key):
-    if key is None:
-        return None
-    with _TEMPERATURES_LOCK:
-        try:
-            hit = _TEMPERATURES.get(est)
-        except TypeError:
-            return None
-    return hit[1] if hit is not None and hit[0] == key else None
-
-
-def _store_temperature(est, key, value):
-    if key is None:
-        return
-    with _TEMPERATURES_LOCK:
-        try:
-            _TEMPERATURES[est] = (key, value)
-        except TypeError:  # not weak-referenceable: no cache
-            pass
-
-
-#: Passes over the pool that proximal IHT's two runs typically take (gradient, dense line
-#: search and escape per iteration, a handful of iterations each; 15-25 measured on the
-#: acquisition-time pools of BENCHMARKS.md).
-IHT_PASSES = 20
-#: greedy's default ``max_cache_bytes``: the Gram-column cache it may keep
-GREEDY_CACHE_BYTES = 2**30
-
-
-def _cost(operator, solver, b, sketch_dim):
-    """Multiply-adds per pool row of a solve, to choose the solver and the sketch by.
-
-    Building a sketch reads every row once against a ``(K + d) x m'`` (factored) or
-    ``m x m'`` (dense) matrix; afterwards a pass costs ``m'``. Exactly, a pass costs the
-    operator's ``project_cost`` and a greedy step its ``column_cost`` plus the cached-column
-    product (``|S|`` per row, ``b / 2`` on average) when the cache fits, whichever of the two
-    greedy itself would use. IHT is charged :data:`IHT_PASSES` passes, greedy ``b`` steps.
-    """
-    if sketch_dim is None:
-        if solver == "iht":
-            return IHT_PASSES * operator.project_cost
-        gram_fits = operator.n * b * torch.finfo(operator.dtype).bits // 8 <= GREEDY_CACHE_BYTES
-        step = operator.column_cost + b / 2 if gram_fits else math.inf
-        return b * min(operator.project_cost, step)
-    if isinstance(operator, FactoredOperator):
-        build = (operator.space_shape[0] + operator.space_shape[1]) * sketch_dim
-    elif hasattr(operator, "sketch_row_cost"):  # e.g. a sparse H: (K + nnz per row) m'
-        build = operator.sketch_row_cost(sketch_dim)
-    else:
-        build = operator.project_cost * sketch_dim
-    return build + (IHT_PASSES if solver == "iht" else b) * sketch_dim
+        """``(solver, sketch_dim)`` for this query: ``"auto"`` values resolved (``_plan``)."""
+        return plan(self.solver, self.sketch_dim, self._operator, n_instances,
+                    n_pool=self.n_pool_, embedding_dim=self._embedding_dim,
+                    backend=self._backend)
 
 
 def _why_no_leaves(est) -> str:

@@ -70,7 +70,7 @@ class PoolBackend:
     """
 
     #: whether ``solver="auto"`` and ``sketch_dim="auto"`` are chosen by the operation count
-    #: of :func:`sparse_query.sampler._cost` (True), or by :attr:`auto_solver` and the size
+    #: of :func:`sparse_query._plan._cost` (True), or by :attr:`auto_solver` and the size
     #: rule alone (False: a backend whose every pass is a round trip)
     plan_by_cost: bool = True
     #: the solver ``solver="auto"`` becomes when ``plan_by_cost`` is False
