@@ -10,8 +10,9 @@ IHT keeps its length-``n`` vectors there (:class:`DaskPoolVectors`,
 run on the client. Copies are grouped and IHT has both of its starts, as in memory, so the
 same inputs, seed and sketch give the same batch as the single-machine path (tests check this
 on a pool split over several worker processes). The client holds the ``b``-sparse iterates,
-the support rows, ``sigma`` and one hash key and group id per pool row (about 20 bytes a
-row); greedy also gathers its gradient (``n`` values) at each step.
+the support rows and a few numbers per pool row (``sigma`` and ``sigma^2``, a hash key and a
+group id, the row cache's index: a few ``int64`` a row, not measured); greedy also gathers its
+gradient (``n`` values) at each step.
 
 This module keeps the names people import: :func:`query_dask` (a thin wrapper that runs
 :class:`~sparse_query.SparseApproxSampler` on the pool), :func:`proximal_iht_dask` and

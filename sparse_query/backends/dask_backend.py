@@ -4,8 +4,9 @@ The model runs on every row block on the workers (:mod:`.dask_blocks`), the grad
 embedding's factors are computed there into row chunks behind a :class:`.DaskOperator`
 (:mod:`.dask_operator`), and IHT keeps its length-``n`` vectors there
 (:mod:`.dask_vectors`); the solvers run on the client, on the CPU. The client holds the
-``b``-sparse iterates, the support rows it has fetched, ``sigma`` (one number per pool row)
-and, for grouping copies, one ``int64`` key and group id per pool row.
+``b``-sparse iterates, the support rows it has fetched, ``sigma`` and ``sigma^2``, the
+row cache's index and, for grouping copies, one ``int64`` key and group id per pool row
+(a few ``int64`` a row in all, not measured).
 
 What differs from an in-memory pool, and why:
 
