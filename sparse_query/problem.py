@@ -107,7 +107,7 @@ class SparseApproxProblem:
         one group unless there are fewer than ``b`` groups; then it holds every group's
         representative and further copies spread over the groups (with a ``UserWarning``).
         ``"keep"`` is the paper's problem, every row a candidate. Operators that cannot
-        describe their rows (:meth:`PoolOperator.row_blocks` is None, e.g. a Dask pool) are
+        describe their rows (:meth:`PoolOperator.row_blocks` is None, e.g. a dense Dask operator) are
         not grouped.
 
     Attributes

@@ -6,17 +6,13 @@ into features, logits or posterior draws; an embedding turns those into ``e_j`` 
 """
 from __future__ import annotations
 
-import math
-import threading
 import time
 import warnings
-import weakref
 
 import numpy as np
-import torch
 
 from . import adapters
-from ._base import QueryStrategy, is_dask_array
+from ._base import QueryStrategy
 from ._utils import (
     check_float,
     check_int,
@@ -26,8 +22,16 @@ from ._utils import (
     resolve_dtype,
     torch_generator,
 )
-from .embeddings import estimate_temperature, gradient_embedding, posterior_embedding
-from .problem import DenseOperator, FactoredOperator, SparseApproxProblem
+from .embeddings import estimate_temperature, gradient_embedding
+from ._plan import AUTO_SKETCH_DIM, AUTO_SKETCH_MIN_DIM, AUTO_SKETCH_MIN_POOL, plan  # noqa: F401
+from ._temperature_cache import (  # noqa: F401 - _TEMPERATURES: tests clear the cache here
+    _TEMPERATURES,
+    _cached_temperature,
+    _store_temperature,
+    _temperature_key,
+)
+from .backends import PoolEmbedding, pool_backend
+from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._committee import class_block_gradient_embedding, committee_gradient_embedding
 from .adapters._draws import committee_has_last_layers, committee_last_layers
@@ -38,9 +42,6 @@ __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 SOLVERS = ("auto", "greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
-AUTO_SKETCH_DIM = 256
-AUTO_SKETCH_MIN_POOL = 10_000
-AUTO_SKETCH_MIN_DIM = 1024
 
 
 class SparseApproxSampler(QueryStrategy):
@@ -63,7 +64,7 @@ class SparseApproxSampler(QueryStrategy):
         whole batch per iteration (one pass over the pool per iteration, independent of b).
         ``"auto"`` takes whichever costs fewer multiply-adds per pool row for this pool and
         batch (with the sketch when ``sketch_dim="auto"`` finds that it pays): greedy's
-        ``b`` steps against IHT's 20-odd passes (:func:`_plan`). Small batches (``b`` up to
+        ``b`` steps against IHT's 20-odd passes (:func:`sparse_query._plan.plan`). Small batches (``b`` up to
         about ``2 (K + d)`` passes' worth -- every batch of the digits, MNIST and MNIST-1D
         benchmarks) get greedy, large ones IHT, whose cost does not grow with ``b``; the
         choice is in ``solver_``. A Dask pool resolves ``"auto"`` to IHT (greedy costs a
@@ -133,8 +134,10 @@ default="auto"
         exact embedding has more than 1,024 dimensions *and* the sketch is cheaper than the
         exact solve by an operation count (building it costs ``n (K + d) 256``: for IHT's
         20-odd passes at K = 10 that is more than it saves, for greedy on large batches far
-        less; see ``_cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
-        the exact batch on the exact problem (``benchmarks/results/scale.md``).
+        less; see ``sparse_query._plan._cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
+        the exact batch on the exact problem (``benchmarks/results/scale.md``). On a Dask
+        pool there is no operation count (a pass costs a round trip to the cluster whatever
+        its arithmetic): ``"auto"`` sketches whenever the first two conditions hold.
     batch_size : int, default=1024
         Pool rows per inference chunk.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
@@ -198,7 +201,8 @@ default="auto"
     them while at least ``n_instances`` distinct rows exist, a departure from the paper's
     objective, which credits every copy's uncertainty separately (README, "Where we differ
     from the paper"). With fewer distinct rows the batch takes all of them plus copies and
-    warns. Dask pools are not grouped.
+    warns. The same holds on a Dask pool (the rows are compared as they are fetched from
+    the workers, :mod:`sparse_query.backends.dask_operator`).
 
     A model that knows a single class (trained on a labeled set with one class) has all-zero
     embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch
@@ -353,112 +357,82 @@ default="auto"
         return T, source
 
     def _fit(self, X_pool, classifier, X_labeled, y_labeled):
+        # one path for every pool: adapt the model, let the pool's backend run it over the
+        # rows and hold the embedding as an operator, solve on that operator (_query).
+        # Where the rows live (memory, scipy.sparse, a Dask cluster) is the backend's concern
         t0 = time.perf_counter()
         adapters.check_fitted(classifier)
         est = adapters.unwrap_estimator(classifier)
         kind = self._choose_kind(est)
-        self._dask = None
-        if is_dask_array(X_pool):
-            # the pool lives on a Dask cluster: inference, embedding and solve run there at
-            # query time (sparse_query.distributed); only the temperature is resolved here
-            if kind != "gradient":
-                raise ValueError(
-                    "a dask.array pool supports embedding='gradient' only (a model with a last "
-                    f"linear layer); got embedding={self.embedding!r} resolving to {kind!r}."
-                )
-            if self.prox != "exact":
-                raise ValueError("a dask.array pool supports prox='exact' only.")
-            T, source = self._temperature(est, classifier, X_labeled, y_labeled)
-            self.temperature_, self.temperature_source_ = float(T), source
-            probe = adapters.last_layer_outputs(est, X_pool[:1].compute())
-            self._embedding_dim = probe.logits.shape[1] * (
-                probe.features.shape[1] + int(probe.bias)
-            )
-            self._dask = (est, X_pool)
-            self._single_class = False
-            self.embedding_kind_ = kind
-            self.embedding_time_ = time.perf_counter() - t0
-            return
-        progress = self._verbose > 1
+        self._backend = pool_backend(X_pool, batch_size=self.batch_size, dtype=self._dtype,
+                                     progress=self._verbose > 1,
+                                     **self.__dict__.get("_backend_options", {}))
         self.temperature_ = None
         self.temperature_source_ = None
         self._single_class = False
         if kind == "gradient":
-            ll = adapters.last_layer_outputs(
-                est, X_pool, batch_size=self.batch_size, device=None, progress=progress
-            )
-            if ll.logits.shape[1] < 2:
-                self._single_class = True
-            else:
+            def temperature():  # resolved only for a model that knows two classes or more
                 T, source = self._temperature(est, classifier, X_labeled, y_labeled)
                 self.temperature_, self.temperature_source_ = float(T), source
-                # the bias column of h~ = [h, 1] stays implicit for dense features: no
-                # n x (d + 1) copy of H; sparse features stay sparse (problem_sparse)
-                emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias,
-                                         _implicit_bias=True)
-                self._operator = emb.operator()
-                self._embedding_dim = emb.dim
-                self._sigma = emb.sigma
+                return T
+
+            emb = self._backend.gradient(est, temperature)
+        elif kind == "posterior":
+            emb = self._backend.posterior(est, n_samples=self.n_posterior_samples,
+                                          random_state=self.random_state)
         elif kind == "committee-gradient":
-            self._fit_committee_gradient(est, classifier, X_pool, X_labeled, y_labeled)
-        elif kind == "leaf-gradient":
-            self._fit_leaf_gradient(est, classifier, X_pool, X_labeled, y_labeled, progress)
+            emb = self._fit_committee_gradient(est, self._backend.rows(kind))
         else:
-            probs = adapters.posterior_probas(
-                est, X_pool, n_samples=self.n_posterior_samples, random_state=self.random_state,
-                batch_size=self.batch_size, device=None, progress=progress,
-            )
-            if probs.shape[2] < 2:
-                self._single_class = True
-            else:
-                emb = posterior_embedding(probs)
-                self._operator = DenseOperator(emb.e)
-                self._embedding_dim = emb.e.shape[1]
-                self._sigma = emb.sigma
+            emb = self._fit_leaf_gradient(est, classifier, self._backend.rows(kind), X_labeled,
+                                          y_labeled)
+        if emb is None:
+            self._single_class = True
+        else:
+            self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
 
-    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled, progress):
+    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
         """Gradient embedding on a tree ensemble's one-hot leaf indicators (adapters._trees)."""
-        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size, progress=progress)
+        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size,
+                             progress=self._verbose > 1)
         if ll.logits.shape[1] < 2:
-            self._single_class = True
-            return
+            return None
         T, source = self._temperature(est, classifier, X_labeled, y_labeled, leaves=True)
         self.temperature_, self.temperature_source_ = float(T), source
         if ll.column_class is not None and self._leaf_blocks:  # boosting: logit k reads its trees
-            self._operator, self._sigma = class_block_gradient_embedding(
+            op, sigma = class_block_gradient_embedding(
                 ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
                 dtype=self._dtype)
-            self._embedding_dim = self._operator.space_shape[0]
-            return
+            return PoolEmbedding(op, sigma, op.space_shape[0])
         # the indicators stay CSR (one non-zero per tree and row): problem_sparse's operator
         emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
-        self._operator = emb.operator()
-        self._embedding_dim = emb.dim
-        self._sigma = emb.sigma
+        return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
+
+    #: IHT's starts (solvers.proximal_iht's ``init``); None: the solver's default.
+    #: query_dask sets "zero", its start before issue 16; the benchmark harness sets others
+    _iht_init = None
 
     #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
     _leaf_blocks = True
 
-    def _fit_committee_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
+    def _fit_committee_gradient(self, est, X_pool):
         """Every committee member's last-layer gradients under the committee's labels."""
         parts = committee_last_layers(est, X_pool, batch_size=self.batch_size)
         if parts[0][0].shape[1] < 2:
-            self._single_class = True
-            return
+            return None
         if isinstance(self.temperature, str):
             raise ValueError("temperature='auto' is not supported with "
                              "embedding='committee-gradient'; pass a number (default 0.01).")
         T = float(self.temperature)
         self.temperature_, self.temperature_source_ = T, "fixed"
-        self._operator, self._sigma, _ = committee_gradient_embedding(
+        op, sigma, _ = committee_gradient_embedding(
             [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=T,
             biases=[b for _, _, b in parts], dtype=self._dtype)
-        self._embedding_dim = self._operator.space_shape[0]
+        return PoolEmbedding(op, sigma, op.space_shape[0])
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
@@ -480,22 +454,30 @@ default="auto"
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
         self.alpha_effective_ = alpha
-        if self._dask is not None:
-            return self._query_dask(n_instances, alpha, t0)
         # copies of one point are grouped on the exact embedding (before any sketch), so a
         # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")
+        backend = self._backend
         problem = SparseApproxProblem(
             self._operator, self._sigma, n_instances, alpha=alpha, beta=self.beta,
-            device=self._device, dtype=self._dtype,
+            device=backend.solve_device(self._device), dtype=self._dtype,
         )
-        if self.sketch_dim_ is not None:
-            gen = torch_generator(self.random_state, "cpu")
-            problem = problem.sketched(self.sketch_dim_, generator=gen)
-        if self.solver_ == "greedy":
-            res = greedy(problem, tau=self.tau)
-        else:
-            res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
-                               patience=self.patience, prox=self.prox)
+        pool = None
+        try:
+            if self.sketch_dim_ is not None:
+                gen = torch_generator(self.random_state, "cpu")
+                problem = problem.sketched(self.sketch_dim_, generator=gen)
+            if self.solver_ == "greedy":
+                res = greedy(problem, tau=self.tau)
+            else:
+                pool = backend.pool_vectors(problem)
+                start = {} if self._iht_init is None else {"init": self._iht_init}
+                res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
+                                   patience=self.patience, prox=self.prox, _pool=pool,
+                                   **start)
+        finally:
+            if pool is not None:
+                pool.close()
+            backend.release(self._operator)  # what this query derived (copies removed, sketch)
         self.result_ = res
         self.weights_ = res.weights
         self.objective_ = res.objective
@@ -510,129 +492,10 @@ default="auto"
 
 
     def _plan(self, n_instances):
-        """``(solver, sketch_dim)`` for this query: ``"auto"`` values resolved by cost."""
-        auto_sketch = isinstance(self.sketch_dim, str) and self.sketch_dim == "auto"
-        may_sketch = (self.n_pool_ > AUTO_SKETCH_MIN_POOL
-                      and self._embedding_dim > AUTO_SKETCH_MIN_DIM)
-        if self._dask is not None:
-            solver = "iht" if self.solver == "auto" else self.solver
-            sk = (AUTO_SKETCH_DIM if may_sketch else None) if auto_sketch else self.sketch_dim
-            return solver, sk
-        sketches = [AUTO_SKETCH_DIM, None] if (auto_sketch and may_sketch) else (
-            [None] if auto_sketch else [self.sketch_dim])
-        solvers = ["greedy", "iht"] if self.solver == "auto" else [self.solver]
-        options = [(_cost(self._operator, sv, n_instances, sk), i, sv, sk)
-                   for i, (sv, sk) in enumerate((sv, sk) for sv in solvers for sk in sketches)]
-        _, _, solver, sk = min(options)
-        return solver, sk
-
-    def _query_dask(self, n_instances, alpha, t0):
-        from .distributed import query_dask
-
-        est, X_pool = self._dask
-        idx, info = query_dask(
-            est, X_pool, n_instances, solver=self.solver_, alpha=alpha, beta=self.beta,
-            max_iter=self.max_iter, tol=self.tol, patience=self.patience,
-            temperature=self.temperature_,
-            sketch_dim=self.sketch_dim_, random_state=self.random_state, dtype=self.dtype,
-            batch_size=self.batch_size,
-        )
-        self.result_ = info
-        self.weights_ = np.asarray(info["weights"])
-        self.objective_ = info["objective"]
-        self.n_iter_ = info["n_iter"]
-        self.converged_ = info["converged"]
-        self.history_ = info["history"]
-        self.solve_time_ = time.perf_counter() - t0
-        return idx, self.weights_
-
-
-# -- temperature="auto": one calibration per fitted model -------------------------------------
-# Without validation_data, "auto" fits a clone of the model on 70% of the labeled set. That
-# is done once per (fitted model, labeled set, validation data, integer seed): the result is
-# cached on the model object (weakly: the cache dies with the model), keyed by a hash of the
-# model's fitted state and of the data, so querying the same fitted model again -- from fit
-# and fit_query, from several learners or threads -- never re-trains. A model that is refit
-# (modAL's teach) hashes differently and is calibrated again, once.
-_TEMPERATURES = weakref.WeakKeyDictionary()
-_TEMPERATURES_LOCK = threading.Lock()
-
-
-def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
-    import joblib
-
-    seed = random_state if isinstance(random_state, (int, np.integer)) else None
-    try:
-        data = joblib.hash((X_labeled, y_labeled, validation, seed))
-    except Exception:  # noqa: BLE001 - unhashable data: no cache
-        return None
-    try:
-        return joblib.hash((est, data))
-    except Exception:  # noqa: BLE001 - e.g. a lambda in a skorch net: hash its weights instead
-        pass
-    module = getattr(est, "module_", est)
-    if isinstance(module, torch.nn.Module):
-        import hashlib
-
-        digest = hashlib.sha1(data.encode())
-        for name, t in module.state_dict().items():
-            digest.update(name.encode())
-            digest.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-        return digest.hexdigest()
-    return None
-
-
-def _cached_temperature(est, key):
-    if key is None:
-        return None
-    with _TEMPERATURES_LOCK:
-        try:
-            hit = _TEMPERATURES.get(est)
-        except TypeError:
-            return None
-    return hit[1] if hit is not None and hit[0] == key else None
-
-
-def _store_temperature(est, key, value):
-    if key is None:
-        return
-    with _TEMPERATURES_LOCK:
-        try:
-            _TEMPERATURES[est] = (key, value)
-        except TypeError:  # not weak-referenceable: no cache
-            pass
-
-
-#: Passes over the pool that proximal IHT's two runs typically take (gradient, dense line
-#: search and escape per iteration, a handful of iterations each; 15-25 measured on the
-#: acquisition-time pools of BENCHMARKS.md).
-IHT_PASSES = 20
-#: greedy's default ``max_cache_bytes``: the Gram-column cache it may keep
-GREEDY_CACHE_BYTES = 2**30
-
-
-def _cost(operator, solver, b, sketch_dim):
-    """Multiply-adds per pool row of a solve, to choose the solver and the sketch by.
-
-    Building a sketch reads every row once against a ``(K + d) x m'`` (factored) or
-    ``m x m'`` (dense) matrix; afterwards a pass costs ``m'``. Exactly, a pass costs the
-    operator's ``project_cost`` and a greedy step its ``column_cost`` plus the cached-column
-    product (``|S|`` per row, ``b / 2`` on average) when the cache fits, whichever of the two
-    greedy itself would use. IHT is charged :data:`IHT_PASSES` passes, greedy ``b`` steps.
-    """
-    if sketch_dim is None:
-        if solver == "iht":
-            return IHT_PASSES * operator.project_cost
-        gram_fits = operator.n * b * torch.finfo(operator.dtype).bits // 8 <= GREEDY_CACHE_BYTES
-        step = operator.column_cost + b / 2 if gram_fits else math.inf
-        return b * min(operator.project_cost, step)
-    if isinstance(operator, FactoredOperator):
-        build = (operator.space_shape[0] + operator.space_shape[1]) * sketch_dim
-    elif hasattr(operator, "sketch_row_cost"):  # e.g. a sparse H: (K + nnz per row) m'
-        build = operator.sketch_row_cost(sketch_dim)
-    else:
-        build = operator.project_cost * sketch_dim
-    return build + (IHT_PASSES if solver == "iht" else b) * sketch_dim
+        """``(solver, sketch_dim)`` for this query: ``"auto"`` values resolved (``_plan``)."""
+        return plan(self.solver, self.sketch_dim, self._operator, n_instances,
+                    n_pool=self.n_pool_, embedding_dim=self._embedding_dim,
+                    backend=self._backend)
 
 
 def _why_no_leaves(est) -> str:

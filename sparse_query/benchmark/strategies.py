@@ -21,15 +21,14 @@ Keyword overrides follow a colon, e.g. ``ours-iht:alpha=0.1,temperature=auto`` o
 or kept as strings. ``ours-*`` run at the sampler's defaults (on a Bayesian model too: the
 posterior embedding is the named variant ``ours-greedy:embedding=posterior``).
 
-One key is the harness's own, not a sampler parameter: ``iht_init`` (``"both"``, the
-solver's default, ``"zero"``, ``"spread"`` or ``"fallback"``) is the start of
+One key is the harness's own, not a sampler parameter: ``iht_init`` (``"fallback"``, the
+solver's default, ``"both"``, ``"zero"`` or ``"spread"``) is the start of
 :func:`~sparse_query.solvers.proximal_iht` that ``ours-iht`` uses, e.g.
 ``ours-iht:iht_init=zero`` (the single start from ``w = 0``). It exists to compare the starts
 on learning curves; the sampler itself always uses the solver's default.
 """
 from __future__ import annotations
 
-import functools
 import re
 
 __all__ = ["STRATEGIES", "NON_BAYESIAN", "BAYESIAN", "parse_strategy", "make_strategy", "slug"]
@@ -78,15 +77,7 @@ def _iht_start_sampler(init: str):
     import sparse_query.sampler as sampler_mod
 
     class _IHTStartSampler(sampler_mod.SparseApproxSampler):
-        iht_init_ = init  # class attribute: fit_query's private copy (same type) keeps it
-
-        def query(self, n_instances: int = 1):
-            original = sampler_mod.proximal_iht
-            sampler_mod.proximal_iht = functools.partial(original, init=self.iht_init_)
-            try:
-                return super().query(n_instances)
-            finally:
-                sampler_mod.proximal_iht = original
+        _iht_init = init  # the start the sampler hands proximal_iht (None: its default)
 
     _IHTStartSampler.__name__ = _IHTStartSampler.__qualname__ = f"SparseApproxSampler_iht_{init}"
     return _IHTStartSampler

@@ -71,8 +71,8 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
       batches whose learning curves were worse (digits, b = 20: 0.5-0.7 AUC points below the
       zero start, paired over 5 seeds; ``BENCHMARKS.md``, section 1), while the fallback
       keeps the zero start's batch there and still beats a random batch on all 27 problems
-      of ``bench_iht.py``. Operators that cannot describe their rows (Dask) have the zero
-      start only.
+      of ``bench_iht.py``. Operators that cannot describe their rows (a dense Dask one)
+      have the zero start only.
     * **Polish.** The returned batch's weights get further de-bias steps while they lower
       the objective (at most 50, O(b m) each, no pass over the pool).
 
