@@ -82,23 +82,28 @@ def test_dask_operator_groups_copies_like_the_in_memory_operator(client):
     assert op.chunks == [] and op._children == []
 
 
-def test_proximal_iht_dask_both_starts_is_the_in_memory_default(client):
-    """The spread start needs the rows' hash keys, which a Dask pool now has: init='both'
-    gives the in-memory default's batch (on these factors the spread start wins)."""
+def test_proximal_iht_dask_starts_are_the_in_memory_ones(client):
+    """The spread start needs the rows' hash keys, which a Dask pool now has: every start
+    gives the in-memory batch (on these factors the spread start wins with init='both')."""
     from sparse_query.distributed import proximal_iht_dask
 
     A, H, sigma = _factors(n=900, seed=2)
-    ref = proximal_iht(SparseApproxProblem((A, H), sigma, 40, alpha=1.0, device="cpu",
-                                           dtype="float64", chunk_size=150), max_iter=15)
-    zero = proximal_iht(SparseApproxProblem((A, H), sigma, 40, alpha=1.0, device="cpu",
-                                            dtype="float64", chunk_size=150), max_iter=15,
-                        init="zero")
-    assert sorted(ref.indices.tolist()) != sorted(zero.indices.tolist())  # the case matters
-    res = proximal_iht_dask(da.from_array(A.numpy(), chunks=(150, -1)),
-                            da.from_array(H.numpy(), chunks=(150, -1)), sigma.numpy(), 40,
-                            alpha=1.0, max_iter=15, init="both", client=client, dtype="float64")
-    np.testing.assert_array_equal(res.indices, ref.indices)
-    np.testing.assert_allclose(res.weights, ref.weights, rtol=1e-9, atol=1e-12)
+
+    def local(init):
+        return proximal_iht(SparseApproxProblem((A, H), sigma, 40, alpha=1.0, device="cpu",
+                                                dtype="float64", chunk_size=150),
+                            max_iter=15, init=init)
+
+    both, zero = local("both"), local("zero")
+    assert sorted(both.indices.tolist()) != sorted(zero.indices.tolist())  # the case matters
+    for init in ("both", "fallback", "zero"):
+        ref = local(init)
+        res = proximal_iht_dask(da.from_array(A.numpy(), chunks=(150, -1)),
+                                da.from_array(H.numpy(), chunks=(150, -1)), sigma.numpy(), 40,
+                                alpha=1.0, max_iter=15, init=init, client=client,
+                                dtype="float64")
+        np.testing.assert_array_equal(res.indices, ref.indices)
+        np.testing.assert_allclose(res.weights, ref.weights, rtol=1e-9, atol=1e-12)
 
 
 def test_dask_pool_with_copies_gives_the_in_memory_batch(client, digits):
