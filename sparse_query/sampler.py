@@ -22,7 +22,7 @@ from ._utils import (
     resolve_dtype,
     torch_generator,
 )
-from .embeddings import estimate_temperature, gradient_embedding
+from .embeddings import estimate_temperature
 from ._plan import AUTO_SKETCH_DIM, AUTO_SKETCH_MIN_DIM, AUTO_SKETCH_MIN_POOL, plan  # noqa: F401
 from ._temperature_cache import (  # noqa: F401 - _TEMPERATURES: tests clear the cache here
     _TEMPERATURES,
@@ -30,12 +30,10 @@ from ._temperature_cache import (  # noqa: F401 - _TEMPERATURES: tests clear the
     _store_temperature,
     _temperature_key,
 )
-from .backends import PoolEmbedding, pool_backend
+from .backends import pool_backend
 from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
-from ._committee import class_block_gradient_embedding, committee_gradient_embedding
-from .adapters._draws import committee_has_last_layers, committee_last_layers
-from .adapters._trees import has_leaf_layer, is_boosting, leaf_last_layer
+from ._kinds import choose_embedding, leaf_logits
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
@@ -100,7 +98,7 @@ default="auto"
         (random forest, extra trees, bagging of trees, gradient boosting; see
         ``sparse_query.adapters._trees``); ``"committee-gradient"``: every modAL ``Committee``
         member's last-layer (or leaf) gradients under the committee's label distribution
-        (``sparse_query._committee``); ``"posterior"``: loss samples over posterior draws
+        (``sparse_query.embeddings.committee``); ``"posterior"``: loss samples over posterior draws
         (eq. 13) from ensembles, committees, MC dropout or a variational last layer.
         ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
         ensembles -> ``"leaf-gradient"``; committees whose members all have last layers or
@@ -299,40 +297,6 @@ default="auto"
             self._verbose = check_int(self.verbose, "verbose", min_val=0)
 
     # -- embedding ---------------------------------------------------------------------------
-    def _choose_kind(self, est):
-        if self.embedding != "auto":
-            return self.embedding
-        if has_leaf_layer(est):  # tree ensembles: leaves are their last layer (issue 14)
-            if is_boosting(est):
-                raise adapters.EmbeddingNotSupportedError(
-                    "embedding='auto' does not serve GradientBoostingClassifier: in the quality "
-                    "matrix (BENCHMARKS.md, 'Quality matrix') its leaf-gradient embedding was "
-                    "5.2 AUC points behind modAL's uncertainty_batch_sampling on digits and no "
-                    "better than random sampling on MNIST-1D and the MNIST sample. Use "
-                    "modAL.batch.uncertainty_batch_sampling (best on digits, below random on "
-                    "the MNIST sample) or RandomSampling for this model, or pass "
-                    "embedding='leaf-gradient' to use the sparse approximation anyway."
-                )
-            return "leaf-gradient"
-        if committee_has_last_layers(est):  # every member has a last layer or leaves
-            return "committee-gradient"
-        if adapters.has_last_layer(est):
-            return "gradient"
-        if adapters.has_posterior(est):
-            return "posterior"
-        from .adapters._api import _why_not_draws
-
-        raise adapters.EmbeddingNotSupportedError(
-            f"{type(est).__name__} offers neither a last linear layer (for embedding='gradient') "
-            f"nor posterior draws (for embedding='posterior'){_why_not_draws(est)}"
-            f"{_why_no_leaves(est)}. Use a "
-            "LogisticRegression, "
-            "SGDClassifier(loss='log_loss'), MLPClassifier, a skorch net or torch module ending "
-            "in nn.Linear, a tree ensemble (RandomForestClassifier, ExtraTreesClassifier, "
-            "GradientBoostingClassifier), a BaggingClassifier or soft VotingClassifier, a modAL "
-            "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."
-        )
-
     def _temperature(self, est, classifier, X_labeled, y_labeled, leaves=False):
         self.temperature_refit_ = False
         if not isinstance(self.temperature, str):
@@ -349,7 +313,7 @@ default="auto"
         if hit is not None:
             return hit
         T, source = estimate_temperature(
-            est, X_labeled, y_labeled, logits_fn=_leaf_logits if leaves else adapters.logits_fn,
+            est, X_labeled, y_labeled, logits_fn=leaf_logits if leaves else adapters.logits_fn,
             validation=self.validation_data, random_state=self.random_state,
         )
         self.temperature_refit_ = source == "held-out"
@@ -363,28 +327,35 @@ default="auto"
         t0 = time.perf_counter()
         adapters.check_fitted(classifier)
         est = adapters.unwrap_estimator(classifier)
-        kind = self._choose_kind(est)
+        kind = choose_embedding(est, self.embedding)
         self._backend = pool_backend(X_pool, batch_size=self.batch_size, dtype=self._dtype,
                                      progress=self._verbose > 1,
                                      **self.__dict__.get("_backend_options", {}))
         self.temperature_ = None
         self.temperature_source_ = None
         self._single_class = False
-        if kind == "gradient":
-            def temperature():  # resolved only for a model that knows two classes or more
-                T, source = self._temperature(est, classifier, X_labeled, y_labeled)
-                self.temperature_, self.temperature_source_ = float(T), source
-                return T
+        def temperature():  # resolved only for a model that knows two classes or more
+            if kind == "committee-gradient":
+                if isinstance(self.temperature, str):
+                    raise ValueError("temperature='auto' is not supported with "
+                                     "embedding='committee-gradient'; pass a number "
+                                     "(default 0.01).")
+                T, source = float(self.temperature), "fixed"
+            else:
+                T, source = self._temperature(est, classifier, X_labeled, y_labeled,
+                                              leaves=kind == "leaf-gradient")
+            self.temperature_, self.temperature_source_ = float(T), source
+            return T
 
+        if kind == "gradient":
             emb = self._backend.gradient(est, temperature)
         elif kind == "posterior":
             emb = self._backend.posterior(est, n_samples=self.n_posterior_samples,
                                           random_state=self.random_state)
         elif kind == "committee-gradient":
-            emb = self._fit_committee_gradient(est, self._backend.rows(kind))
+            emb = self._backend.committee_gradient(est, temperature)
         else:
-            emb = self._fit_leaf_gradient(est, classifier, self._backend.rows(kind), X_labeled,
-                                          y_labeled)
+            emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks)
         if emb is None:
             self._single_class = True
         else:
@@ -395,44 +366,12 @@ default="auto"
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
 
-    def _fit_leaf_gradient(self, est, classifier, X_pool, X_labeled, y_labeled):
-        """Gradient embedding on a tree ensemble's one-hot leaf indicators (adapters._trees)."""
-        ll = leaf_last_layer(est, X_pool, batch_size=self.batch_size,
-                             progress=self._verbose > 1)
-        if ll.logits.shape[1] < 2:
-            return None
-        T, source = self._temperature(est, classifier, X_labeled, y_labeled, leaves=True)
-        self.temperature_, self.temperature_source_ = float(T), source
-        if ll.column_class is not None and self._leaf_blocks:  # boosting: logit k reads its trees
-            op, sigma = class_block_gradient_embedding(
-                ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
-                dtype=self._dtype)
-            return PoolEmbedding(op, sigma, op.space_shape[0])
-        # the indicators stay CSR (one non-zero per tree and row): problem_sparse's operator
-        emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
-        return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
-
     #: IHT's starts (solvers.proximal_iht's ``init``); None: the solver's default.
     #: query_dask sets "zero", its start before issue 16; the benchmark harness sets others
     _iht_init = None
 
     #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
     _leaf_blocks = True
-
-    def _fit_committee_gradient(self, est, X_pool):
-        """Every committee member's last-layer gradients under the committee's labels."""
-        parts = committee_last_layers(est, X_pool, batch_size=self.batch_size)
-        if parts[0][0].shape[1] < 2:
-            return None
-        if isinstance(self.temperature, str):
-            raise ValueError("temperature='auto' is not supported with "
-                             "embedding='committee-gradient'; pass a number (default 0.01).")
-        T = float(self.temperature)
-        self.temperature_, self.temperature_source_ = T, "fixed"
-        op, sigma, _ = committee_gradient_embedding(
-            [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=T,
-            biases=[b for _, _, b in parts], dtype=self._dtype)
-        return PoolEmbedding(op, sigma, op.space_shape[0])
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
@@ -496,17 +435,6 @@ default="auto"
         return plan(self.solver, self.sketch_dim, self._operator, n_instances,
                     n_pool=self.n_pool_, embedding_dim=self._embedding_dim,
                     backend=self._backend)
-
-
-def _why_no_leaves(est) -> str:
-    if type(est).__name__.startswith("HistGradientBoosting"):
-        return (" (a HistGradientBoosting model has no public apply(), so its leaves cannot "
-                "serve as a last layer; use GradientBoostingClassifier or a forest)")
-    return ""
-
-
-def _leaf_logits(estimator, X):
-    return leaf_last_layer(estimator, X).logits.numpy()
 
 
 #: Ready-made greedy sampler: ``ActiveLearner(estimator, query_strategy=sparse_greedy)``.

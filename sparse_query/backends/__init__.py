@@ -17,8 +17,8 @@ rows are. :func:`pool_backend` picks the backend from the pool's type:
 
 The interface (:class:`PoolBackend`) is small: ``gradient`` and ``posterior`` run the model
 over the pool and return a :class:`PoolEmbedding` (operator, ``sigma``, dimension) or None
-when the model knows a single class; ``rows`` hands over the in-memory pool for embeddings
-that exist only in memory (or raises, saying why); ``solve_device``, ``plan_by_cost`` and
+when the model knows a single class; ``leaf_gradient`` and ``committee_gradient`` do the same
+for tree ensembles and committees (or raise, saying why a backend cannot); ``solve_device``, ``plan_by_cost`` and
 ``auto_solver`` are the backend's say in where and how the solver runs; ``pool_vectors`` gives IHT its vectors.
 The solvers, the sketch and the baselines see only operators. A new kind of pool is a new
 backend here and one line in :func:`pool_backend`.
@@ -95,8 +95,15 @@ class PoolBackend:
         """The posterior loss-sample embedding (eq. 13); None for a single-class model."""
         raise NotImplementedError
 
-    def rows(self, kind: str):
-        """The pool in memory, for an embedding ``kind`` built only there."""
+    def leaf_gradient(self, est, temperature, *, class_blocks: bool) -> PoolEmbedding | None:
+        """The gradient embedding on a tree ensemble's one-hot leaf indicators
+        (:mod:`sparse_query.adapters._trees`); ``temperature`` as in :meth:`gradient`;
+        ``class_blocks``: boosting's class-block gradients instead of the full outer product."""
+        raise NotImplementedError
+
+    def committee_gradient(self, est, temperature) -> PoolEmbedding | None:
+        """Every committee member's last-layer gradients under the committee's labels;
+        ``temperature`` as in :meth:`gradient`."""
         raise NotImplementedError
 
     def solve_device(self, device: torch.device) -> torch.device:

@@ -81,8 +81,11 @@ class DaskBackend(PoolBackend):
     def posterior(self, est, *, n_samples, random_state):
         raise self._unsupported("posterior")
 
-    def rows(self, kind):
-        raise self._unsupported(kind)
+    def leaf_gradient(self, est, temperature, *, class_blocks):
+        raise self._unsupported("leaf-gradient")
+
+    def committee_gradient(self, est, temperature):
+        raise self._unsupported("committee-gradient")
 
     @staticmethod
     def _unsupported(kind):

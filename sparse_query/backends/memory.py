@@ -4,12 +4,16 @@ The model runs over the pool in chunks of ``batch_size`` rows on the client
 (:func:`sparse_query.adapters.last_layer_outputs`, :func:`~sparse_query.adapters.posterior_probas`);
 the embedding's own ``operator()`` decides the operator's form: factors with an implicit bias
 column for dense features, a CSR feature factor for sparse ones
-(:mod:`sparse_query.problem_sparse`), a dense matrix for posterior loss samples. The solver
-then moves it to its device.
+(:mod:`sparse_query.operators.sparse`), a dense matrix for posterior loss samples. Tree ensembles
+and committees get their leaf and member gradients here too. The solver then moves the
+operator to its device.
 """
 from __future__ import annotations
 
 from .. import adapters
+from ..adapters._draws import committee_last_layers
+from ..adapters._trees import leaf_last_layer
+from ..embeddings import class_block_gradient_embedding, committee_gradient_embedding
 from ..embeddings import gradient_embedding, posterior_embedding
 from ..problem import DenseOperator
 from . import PoolBackend, PoolEmbedding
@@ -41,5 +45,25 @@ class InMemoryBackend(PoolBackend):
         emb = posterior_embedding(probs)
         return PoolEmbedding(DenseOperator(emb.e), emb.sigma, emb.e.shape[1])
 
-    def rows(self, kind):
-        return self.X
+    def leaf_gradient(self, est, temperature, *, class_blocks):
+        ll = leaf_last_layer(est, self.X, batch_size=self.batch_size, progress=self.progress)
+        if ll.logits.shape[1] < 2:
+            return None
+        T = temperature()
+        if ll.column_class is not None and class_blocks:  # boosting: logit k reads its trees
+            op, sigma = class_block_gradient_embedding(
+                ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
+                dtype=self.dtype)
+            return PoolEmbedding(op, sigma, op.space_shape[0])
+        # the indicators stay CSR (one non-zero per tree and row): the sparse operator
+        emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
+        return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
+
+    def committee_gradient(self, est, temperature):
+        parts = committee_last_layers(est, self.X, batch_size=self.batch_size)
+        if parts[0][0].shape[1] < 2:
+            return None
+        op, sigma, _ = committee_gradient_embedding(
+            [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=temperature(),
+            biases=[b for _, _, b in parts], dtype=self.dtype)
+        return PoolEmbedding(op, sigma, op.space_shape[0])
