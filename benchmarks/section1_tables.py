@@ -3,7 +3,8 @@
 Every table sits between ``<!-- s1:NAME -->`` and ``<!-- /s1:NAME -->`` in benchmark.md and is
 rebuilt from the run records under ``benchmarks/results/s1`` (main tables) and
 ``benchmarks/results/s1_ablation`` with the harness's own summary (mean ± std over seeds, AUC
-paired against random on the same seed). ``s1:compute`` gets the measured compute: the sum of
+paired against random on the same seed). ``s1:alpha`` pairs the ``alpha=0.03`` variants with the default and random on the same seeds.
+``s1:compute`` gets the measured compute: the sum of
 the records' ``wall_time`` per table. Part of ``benchmarks/section1.sh``; run alone with
 
     python benchmarks/section1_tables.py
@@ -77,6 +78,27 @@ def _starts(by_folder) -> str:
     return "\n".join(out)
 
 
+def _alpha(by_folder) -> str:
+    """The ``alpha=0.03`` variant of each solver against the default (``alpha=0.1``) and random,
+    paired on the same seeds (issue 14's quality matrix put 0.03 ahead in 12 of 18 cells)."""
+    out = ["| table | solver | default AUC | alpha=0.03 AUC | alpha=0.03 − random, paired | "
+           "alpha=0.03 − default, paired |", "|---|---|---|---|---|---|"]
+    for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp", "mnist_lenet"):
+        folder, ds, model = TABLES[name]
+        recs = [r for r in by_folder[folder]
+                if (r["config"]["dataset"], r["config"]["model"]) == (ds, model)]
+        get = lambda spec: [r for r in recs if r["config"]["strategy"] == spec]  # noqa: E731
+        for solver in ("ours-greedy", "ours-iht"):
+            default, variant, rand = get(solver), get(f"{solver}:alpha=0.03"), get("random")
+            if not (default and variant and rand):
+                continue
+            auc = lambda rs: np.mean([r["auc"] for r in rs]) * 100  # noqa: E731
+            out.append(f"| {ds} + {model} ({len(variant)} seeds) | {solver} "
+                       f"| {auc(default):.2f} | {auc(variant):.2f} "
+                       f"| {_paired(variant, rand)} | {_paired(variant, default)} |")
+    return "\n".join(out)
+
+
 def _replace(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- s1:{name} -->\n).*?(<!-- /s1:{name} -->)", re.S)
     if not pattern.search(text):
@@ -104,6 +126,7 @@ def main() -> None:
     compute.append(f"| **all** | {total_n} | **{total_s / 60:.1f}** |")
     text = _replace(text, "compute", "\n".join(compute))
     text = _replace(text, "iht_starts", _starts(by_folder))
+    text = _replace(text, "alpha", _alpha(by_folder))
     PAGE.write_text(text)
     print(f"wrote {PAGE} ({total_n} records, {total_s / 60:.1f} min of compute)")
 
