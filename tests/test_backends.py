@@ -137,3 +137,27 @@ def test_dask_pool_refuses_tree_leaves_with_the_reason(client, digits):
     with pytest.raises(ValueError, match=r"supports embedding='gradient' only.*'leaf-gradient'"
                                          r".*X_pool.compute\(\)"):
         SparseApproxSampler().fit(da.from_array(pool, chunks=150), forest)
+
+
+def test_threaded_workers_sharing_one_torch_model_give_the_in_memory_outputs():
+    """Tasks of one worker run in threads that may share one deserialized model (always so
+    on an in-process cluster); the last-layer hooks of one block's forward pass must not see
+    another block's, which the head check would refuse (or, without it, mix up)."""
+    from sparse_query.adapters import last_layer_outputs
+    from sparse_query.distributed import dask_last_layer
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(32, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 10))
+    X = np.random.default_rng(0).normal(size=(4000, 32)).astype(np.float32)
+    ref = last_layer_outputs(net, X, batch_size=50)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=8, processes=False,
+                                       dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        for _ in range(3):
+            F, Z, _ = dask_last_layer(net, da.from_array(X, chunks=(100, -1)), batch_size=50)
+            F, Z = c.compute([F, Z], sync=True)
+            np.testing.assert_allclose(F, ref.features.numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(Z, ref.logits.numpy(), rtol=1e-5, atol=1e-6)
+    cluster.close()

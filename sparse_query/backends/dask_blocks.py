@@ -9,6 +9,8 @@ with the pool's global ``1/n``. Everything stays lazy (dask arrays) until
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -21,6 +23,10 @@ __all__ = ["dask_last_layer", "dask_gradient_embedding"]
 def _last_layer_block(X, estimator, d, K, batch_size):
     from ..adapters import last_layer_outputs
 
+    # a worker runs its tasks in threads that may share one deserialized estimator (always on
+    # an in-process cluster); the last-layer hooks live on the shared module, so two blocks'
+    # forward passes would see each other's outputs: every block works on its own copy
+    estimator = copy.deepcopy(estimator)
     out = last_layer_outputs(estimator, X, batch_size=batch_size)
     h, z = out.features, out.logits
     if h.shape[1] != d or z.shape[1] != K:
