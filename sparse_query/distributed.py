@@ -134,12 +134,13 @@ def proximal_iht_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 
         Batch size.
     alpha, beta, max_iter, tol, prox, patience
         As in :class:`~sparse_query.problem.SparseApproxProblem` and ``proximal_iht``.
-    init : {"zero", "both", "spread"}, default="zero"
+    init : {"zero", "fallback", "both", "spread"}, default="zero"
         IHT's start (:func:`~sparse_query.solvers.proximal_iht`). The default is the paper's
         zero start, the only one this function had before the Dask pool could describe its
-        rows, so its batches stay what they were; ``"both"`` (also the best of 4 hashed
-        batches, the lower objective wins) is the in-memory default and what
-        :class:`~sparse_query.SparseApproxSampler` uses on a Dask pool.
+        rows, so its batches stay what they were; ``"fallback"`` (also the best of 4 hashed
+        batches when the zero start's batch is not below it; the lower objective wins) is
+        the in-memory default and what :class:`~sparse_query.SparseApproxSampler` uses on a
+        Dask pool; ``"both"`` always runs the second start.
     sketch_dim : int or None, default=None
         Sketch the embedding to this dimension on the workers (``None``: exact); the sketch is
         drawn from ``torch_generator(random_state)``, exactly like the single-machine path.
@@ -202,12 +203,13 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
     alpha, beta : float
         Weights of the variance term and the stabiliser.
     max_iter, tol, patience : IHT's iteration cap, tolerance and stable-batch patience.
-    init : {"zero", "both", "spread"}, default="zero"
+    init : {"zero", "fallback", "both", "spread"}, default="zero"
         IHT's start (:func:`~sparse_query.solvers.proximal_iht`). The default is the paper's
         zero start, the only one this function had before the Dask pool could describe its
-        rows, so its batches stay what they were; ``"both"`` (also the best of 4 hashed
-        batches, the lower objective wins) is the in-memory default and what
-        :class:`~sparse_query.SparseApproxSampler` uses on a Dask pool.
+        rows, so its batches stay what they were; ``"fallback"`` (also the best of 4 hashed
+        batches when the zero start's batch is not below it; the lower objective wins) is
+        the in-memory default and what :class:`~sparse_query.SparseApproxSampler` uses on a
+        Dask pool; ``"both"`` always runs the second start.
     temperature : float, default=0.1
         ``T`` of the label distribution (a number: resolve ``"auto"`` on the labeled data first).
     sketch_dim : int or None, default=None

@@ -2,7 +2,8 @@
 
 The normalised-IHT step on the current support, accepted only when it lowers the objective,
 momentum restarts, patience-based stopping, the second start from a content-hashed spread
-batch (``init="both"``) and a final polish. Iterates are sparse ``(indices, values)`` pairs;
+batch (``init="fallback"``: when the zero start loses to it; ``"both"``: always) and a
+final polish. Iterates are sparse ``(indices, values)`` pairs;
 the length-``n`` vectors live in a :class:`~sparse_query.solvers.prox.PoolVectors`.
 """
 from __future__ import annotations
