@@ -262,7 +262,8 @@ def render():
                      f"{r['load']:.1f} |")
         L.append("")
     large_rows = []
-    for tag in ("", "_1M_lowload", "_300k_after", "_300k_before_main"):
+    for tag in ("", "_1M_lowload", "_300k_after", "_300k_before_main", "_1M_final",
+                "_1M_a522854", "_1M_final2"):
         res = _load_json(f"speed_large{tag}.json")
         if res:
             for r in res["rows"]:
