@@ -194,7 +194,7 @@ for T in [1.0, 0.1, 0.0]:
 #   left to optimise and the order of the pool decides.)
 # * At $T = 0$ every $\sigma_j$ is zero, so $\alpha$ has no effect: pure representation.
 # * In between, $\alpha$ slides from one to the other. At $T = 0.1$ and $\alpha = 1$ the
-#   variance term dominates on this pool (the batch is nearly the top-$\sigma$ points); the
+#   variance term dominates on this pool (the batch is the top-$\sigma$ points, 20 of 20); the
 #   default ($T = 0.01$, $\alpha = 0.1$) hands more of the batch to representation, which
 #   buys more diverse batches. Which mix wins depends on the data and the budget: the loop
 #   below compares the default with $\alpha = 0.01$.
