@@ -291,9 +291,13 @@ for name, r in results.items():
 #
 # * Plugging in the sampler is one argument: `ActiveLearner(estimator, query_strategy=sparse_greedy)`.
 #   It works on any scikit-learn classifier with a linear last layer (logistic regression,
-#   `SGDClassifier(loss="log_loss")`, `MLPClassifier`, pipelines ending in one) and on
-#   ensembles through their members (`embedding="posterior"`, see notebook 3).
+#   `SGDClassifier(loss="log_loss")`, `MLPClassifier`, pipelines ending in one), and on tree
+#   ensembles and modAL committees too: the default `embedding="auto"` picks the embedding by
+#   model family (leaf-indicator gradients for tree ensembles, the members' gradients for a
+#   committee whose members have them); `embedding="posterior"` uses posterior draws instead
+#   (notebook 3).
 # * Without modAL: `SparseApproxSampler(...).fit(X_pool, fitted_model).query(b)` returns `b`
 #   pool indices.
 # * The knobs that matter are the temperature (uncertainty ↔ representation) and `alpha`;
-#   `solver="iht"` scales better with the batch size than `"greedy"` (notebook 4).
+#   `solver="iht"` scales better with the batch size than `"greedy"` (notebook 4), and the
+#   default `solver="auto"` picks whichever costs fewer operations for the pool and batch.
