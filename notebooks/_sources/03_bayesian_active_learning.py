@@ -258,7 +258,8 @@ for (model_name, name), r in results.items():
 # ## Reading the results
 #
 # * **Random sampling wins here**, for both models and every budget in this run, and the
-#   three Bayesian strategies trail it (by up to ten points in the early rounds). This is the *cold-start* problem
+#   three Bayesian strategies trail it (by about ten points, a little more at some budgets, between 40
+#   and 100 labels). This is the *cold-start* problem
 #   of uncertainty-driven active learning, and it is worth seeing once: with 20-180 labels
 #   the posterior of a network is poor, so "where the draws disagree" is largely noise and
 #   outliers, and a batch chosen for disagreement covers the digit classes worse than a
@@ -272,7 +273,10 @@ for (model_name, name), r in results.items():
 #   compare them over many seeds.
 # * The *posterior* embedding needs no last layer and no temperature: any model that can
 #   produce posterior draws works, including ensembles (`RandomForestClassifier`, bagging)
-#   and modAL `Committee`s, whose members are the draws.
+#   and modAL `Committee`s, whose members are the draws. It has to be asked for, as here:
+#   the default `embedding="auto"` gives MC-dropout and variational nets (which have a last
+#   layer) the gradient embedding, tree ensembles leaf-indicator gradients and committees
+#   their members' gradients.
 # * The price of a batch-aware Bayesian strategy differs enormously: BatchBALD pays for
 #   joint entropies (seconds per query even with `n_configurations=200`), the sparse
 #   sampler only for an $n \times M$ embedding and a few IHT iterations.
