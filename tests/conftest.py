@@ -14,3 +14,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not CUDA:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="module")
+def inproc_client():
+    """A Dask client on an in-process ``LocalCluster`` (2 single-threaded workers), one per
+    test module; ``tests/test_distributed.py`` runs worker processes instead."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
