@@ -334,6 +334,7 @@ default="auto"
         self.temperature_ = None
         self.temperature_source_ = None
         self._single_class = False
+
         def temperature():  # resolved only for a model that knows two classes or more
             if kind == "committee-gradient":
                 if isinstance(self.temperature, str):
