@@ -270,7 +270,9 @@ def render(meta, results):
         "contention, so 1 thread is the reproducible setting).  ",
         f"Inputs: random factored embeddings, K = {meta['K']}, d = {meta['d']}, float32, "
         f"alpha = 1, beta = 1e-3; IHT max_iter = {meta['max_iter']}, tol = 1e-6; sketch: "
-        f"Khatri-Rao, sketch_dim = {meta['sketch_dim']} (sketch time included in the total). "
+        f"Khatri-Rao, sketch_dim = {meta['sketch_dim']} (sketch time included in the total; "
+        "'sketch s' also counts building the problem on the sketch, which groups identical rows "
+        "since issue 15: one hash of every sketched row). "
         "Peak memory is the increment of the process RSS over the inputs during the solve "
         "(sketch included). Cases estimated above the "
         f"{meta['budget_s']:.0f} s budget are skipped and show the estimate (extrapolated "
