@@ -20,7 +20,6 @@ default ``0.1 n^2 / b``; and a random factored K = 10, d = 512 pool of 20,000, s
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -116,24 +115,32 @@ def _random_objective(p, seed):
     return p.batch_objective(p.debias(w, idx).clamp(min=0.0), idx)
 
 
-def run():
-    torch.set_num_threads(1)
-    rows = []
+def _problems():
+    """``(info, problem, const, random)`` per case: the (optionally sketched) problem, the
+    stabiliser's constant ``beta (n - b)`` that the reported objectives leave out, and the
+    median objective of 5 random batches without it."""
     for info, emb, sigma, b, alpha, sk in _cases():
         p = SparseApproxProblem(emb, sigma, b, alpha=alpha, beta=BETA, device="cpu")
         if sk:
             op = sketch(p.op, sk, generator=torch.Generator().manual_seed(1))
             p = SparseApproxProblem(op, sigma, b, alpha=alpha, beta=BETA, device="cpu")
         const = BETA * (p.n - b)
-        row = dict(info, n=p.n,
-                   random=float(np.median([_random_objective(p, s) for s in range(5)])) - const)
+        random = float(np.median([_random_objective(p, s) for s in range(5)])) - const
+        yield info, p, const, random
+
+
+def run():
+    torch.set_num_threads(1)
+    rows = []
+    for info, p, const, random in _problems():
+        row = dict(info, n=p.n, random=random)
         t0 = time.perf_counter()
         _, obj, it = paper_iht(p)
         row.update(paper=obj - const, paper_it=it, paper_s=time.perf_counter() - t0)
         t0 = time.perf_counter()
         r = proximal_iht(p)
         row.update(ours=r.objective - const, ours_it=r.n_iter, ours_s=time.perf_counter() - t0)
-        if b <= 1000:
+        if p.b <= 1000:
             t0 = time.perf_counter()
             r = greedy(p)
             row.update(greedy=r.objective - const, greedy_s=time.perf_counter() - t0)
@@ -206,14 +213,8 @@ def run_inits():
     """Our IHT from each start of ``INITS`` on every case, next to the random batch."""
     torch.set_num_threads(1)
     rows = []
-    for info, emb, sigma, b, alpha, sk in _cases():
-        p = SparseApproxProblem(emb, sigma, b, alpha=alpha, beta=BETA, device="cpu")
-        if sk:
-            op = sketch(p.op, sk, generator=torch.Generator().manual_seed(1))
-            p = SparseApproxProblem(op, sigma, b, alpha=alpha, beta=BETA, device="cpu")
-        const = BETA * (p.n - b)
-        row = dict(info, n=p.n,
-                   random=float(np.median([_random_objective(p, s) for s in range(5)])) - const)
+    for info, p, const, random in _problems():
+        row = dict(info, n=p.n, random=random)
         for init in INITS:
             t0 = time.perf_counter()
             r = proximal_iht(p, init=init)
