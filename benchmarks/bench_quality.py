@@ -124,6 +124,23 @@ DEFAULT_STRATEGIES = {
 }
 
 
+def fitted_after(dataset, family, seed, n_labeled, n_seed=30):
+    """The model of ``family`` fitted on the seed set plus ``n_labeled - n_seed`` random pool
+    points (the state a few rounds into random sampling), for the diagnostics
+    ``diag_leaf_ties.py`` and ``diag_near_ties.py``: ``(split, X_pool, unlabeled, model)``."""
+    split = split_dataset(dataset, seed)
+    X = split.X_pool.astype(np.float32)
+    y = split.y_pool
+    lab = np.zeros(len(y), dtype=bool)
+    lab[initial_labeled(len(y), n_seed, seed)] = True
+    rng = np.random.default_rng(seed)
+    lab[rng.choice(np.flatnonzero(~lab), n_labeled - n_seed, replace=False)] = True
+    idx, unl = np.flatnonzero(lab), np.flatnonzero(~lab)
+    model = FAMILIES[family](split.n_features, split.n_classes, len(idx), seed)[0]
+    _fit(model, X[idx], y[idx], seed)
+    return split, X, unl, model
+
+
 def _fit(member, X, y, seed):
     return fit_model(member, X, y, seed)
 

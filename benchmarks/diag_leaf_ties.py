@@ -27,21 +27,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import bench_quality as bq  # noqa: E402
 from sparse_query.adapters._trees import leaf_last_layer  # noqa: E402
-from sparse_query.benchmark.datasets import initial_labeled, split_dataset  # noqa: E402
 from sparse_query.embeddings import gradient_embedding  # noqa: E402
 
 
 def one(dataset, family, alphas, seed=0, n_labeled=90, b=30):
-    split = split_dataset(dataset, seed)
-    X = split.X_pool.astype(np.float32)
-    y = split.y_pool
-    lab = np.zeros(len(y), dtype=bool)
-    lab[initial_labeled(len(y), 30, seed)] = True
-    rng = np.random.default_rng(seed)
-    lab[rng.choice(np.flatnonzero(~lab), n_labeled - 30, replace=False)] = True
-    idx, unl = np.flatnonzero(lab), np.flatnonzero(~lab)
-    model = bq.FAMILIES[family](split.n_features, split.n_classes, len(idx), seed)[0]
-    bq._fit(model, X[idx], y[idx], seed)
+    split, X, unl, model = bq.fitted_after(dataset, family, seed, n_labeled)
     p = model.predict_proba(X[unl])
     tied = (p == p.max(axis=1, keepdims=True)).sum(axis=1) > 1
     acc = float(np.mean(model.predict(split.X_test.astype(np.float32)) == split.y_test))

@@ -24,23 +24,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import bench_quality as bq  # noqa: E402
 from sparse_query import adapters  # noqa: E402
-from sparse_query.benchmark.datasets import initial_labeled, split_dataset  # noqa: E402
 from sparse_query.embeddings import gradient_embedding  # noqa: E402
 
 ALPHAS = (0.1, 0.03, 0.0)
 
 
 def one(family, dataset, seed=0, n_labeled=90, b=30):
-    split = split_dataset(dataset, seed)
-    X = split.X_pool.astype(np.float32)
-    y = split.y_pool
-    lab = np.zeros(len(y), dtype=bool)
-    lab[initial_labeled(len(y), 30, seed)] = True
-    rng = np.random.default_rng(seed)
-    lab[rng.choice(np.flatnonzero(~lab), n_labeled - 30, replace=False)] = True
-    idx, unl = np.flatnonzero(lab), np.flatnonzero(~lab)
-    model = bq.FAMILIES[family](split.n_features, split.n_classes, len(idx), seed)[0]
-    bq._fit(model, X[idx], y[idx], seed)
+    split, X, unl, model = bq.fitted_after(dataset, family, seed, n_labeled)
     acc = float(np.mean(model.predict(split.X_test.astype(np.float32)) == split.y_test))
     ll = adapters.last_layer_outputs(model, X[unl])
     emb = gradient_embedding(ll.logits.double(), ll.features.double(), temperature=0.01,
