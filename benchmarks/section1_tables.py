@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparse_query.benchmark.report import load_records, summarise
+from sparse_query.benchmark.report import load_records, summarise, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -34,19 +34,6 @@ TABLES = {
 }
 
 
-def _table(rows) -> str:
-    out = ["| strategy | seeds | AUC (%) | AUC − random, paired (%) | final accuracy (%) "
-           "| s / query |", "|---|---|---|---|---|---|"]
-    for r in rows.values():
-        paired = ("–" if np.isnan(r["paired_mean"])
-                  else f"{r['paired_mean'] * 100:+.2f} ± {r['paired_std'] * 100:.2f}")
-        out.append(f"| {r['strategy']} | {r['n_seeds']} "
-                   f"| {r['auc_mean'] * 100:.2f} ± {r['auc_std'] * 100:.2f} | {paired} "
-                   f"| {r['final_mean'] * 100:.2f} ± {r['final_std'] * 100:.2f} "
-                   f"| {r['query_time_mean']:.3f} |")
-    return "\n".join(out)
-
-
 def _paired(a, b):
     """AUC(a) - AUC(b) per shared seed (points), and how many seeds chose identical batches."""
     ra = {r["config"]["seed"]: r for r in a}
@@ -58,16 +45,21 @@ def _paired(a, b):
     return f"{d.mean():+.2f} ± {std:.2f} ({sum(d < 0)} of {len(seeds)} below; {same} identical)"
 
 
+def _strategy_records(by_folder, name):
+    """``(dataset, model, get)`` of table ``name``: ``get(spec)`` is its records of one strategy."""
+    folder, ds, model = TABLES[name]
+    recs = [r for r in by_folder[folder]
+            if (r["config"]["dataset"], r["config"]["model"]) == (ds, model)]
+    return ds, model, lambda spec: [r for r in recs if r["config"]["strategy"] == spec]
+
+
 def _starts(by_folder) -> str:
     """IHT's starts paired on the same seeds: always both, and the zero start, minus the
     default (``init="fallback"``)."""
     out = ["| table | ours-iht (default, fallback) AUC | always both − default | "
            "zero start only − default |", "|---|---|---|---|"]
     for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp", "mnist_lenet"):
-        folder, ds, model = TABLES[name]
-        recs = [r for r in by_folder[folder]
-                if (r["config"]["dataset"], r["config"]["model"]) == (ds, model)]
-        get = lambda spec: [r for r in recs if r["config"]["strategy"] == spec]  # noqa: E731
+        ds, model, get = _strategy_records(by_folder, name)
         default, both, zero = (get("ours-iht"), get("ours-iht:iht_init=both"),
                                get("ours-iht:iht_init=zero"))
         if not (default and both and zero):
@@ -84,10 +76,7 @@ def _alpha(by_folder) -> str:
     out = ["| table | solver | default AUC | alpha=0.03 AUC | alpha=0.03 − random, paired | "
            "alpha=0.03 − default, paired |", "|---|---|---|---|---|---|"]
     for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp", "mnist_lenet"):
-        folder, ds, model = TABLES[name]
-        recs = [r for r in by_folder[folder]
-                if (r["config"]["dataset"], r["config"]["model"]) == (ds, model)]
-        get = lambda spec: [r for r in recs if r["config"]["strategy"] == spec]  # noqa: E731
+        ds, model, get = _strategy_records(by_folder, name)
         for solver in ("ours-greedy", "ours-iht"):
             default, variant, rand = get(solver), get(f"{solver}:alpha=0.03"), get("random")
             if not (default and variant and rand):
@@ -118,7 +107,7 @@ def main() -> None:
         if not recs:
             body = "*(no records yet: run `bash benchmarks/section1.sh`)*"
         else:
-            body = _table(summarise(recs)[(ds, model)])
+            body = "\n".join(summary_table(summarise(recs)[(ds, model)]))
         text = _replace(text, name, body)
         wall = sum(r.get("wall_time", 0.0) for r in recs)
         total_s, total_n = total_s + wall, total_n + len(recs)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .metrics import mean_std
 
-__all__ = ["load_records", "summarise", "build_report", "plot_curves"]
+__all__ = ["load_records", "summarise", "summary_table", "build_report", "plot_curves"]
 
 
 def load_records(root: str) -> list[dict]:
@@ -113,6 +113,21 @@ def _fmt(m, s, scale=100.0):
     return f"{m * scale:.2f} ± {s * scale:.2f}"
 
 
+def summary_table(rows: dict) -> list[str]:
+    """The markdown table (one line per strategy) of one (dataset, model) group of
+    :func:`summarise`: AUC, paired AUC difference to random, final accuracy, s / query."""
+    lines = ["| strategy | seeds | AUC (%) | AUC − random, paired (%) | final accuracy (%) "
+             "| s / query |", "|---|---|---|---|---|---|"]
+    for r in rows.values():
+        paired = ("–" if np.isnan(r["paired_mean"])
+                  else f"{r['paired_mean'] * 100:+.2f} ± {r['paired_std'] * 100:.2f}")
+        lines.append(f"| {r['strategy']} | {r['n_seeds']} "
+                     f"| {_fmt(r['auc_mean'], r['auc_std'])} "
+                     f"| {paired} | {_fmt(r['final_mean'], r['final_std'])} "
+                     f"| {r['query_time_mean']:.3f} |")
+    return lines
+
+
 def build_report(root: str, *, plots: bool = True, title: str | None = None) -> dict:
     """Write ``summary.csv``, ``report.md`` and one PNG per (dataset, model) under ``root``.
 
@@ -146,16 +161,7 @@ def build_report(root: str, *, plots: bool = True, title: str | None = None) -> 
                   f"seed set {cfg['seed_size']}, {cfg['rounds']} rounds of {cfg['batch']}, "
                   f"epochs {cfg['epochs'] if cfg['epochs'] is not None else 'default'}"
                   + (f", pool capped at {cfg['max_pool']}" if cfg.get("max_pool") else ""), "",
-                  "| strategy | seeds | AUC (%) | AUC − random, paired (%) | final accuracy (%) "
-                  "| s / query |",
-                  "|---|---|---|---|---|---|"]
-        for r in rows.values():
-            paired = ("–" if np.isnan(r["paired_mean"])
-                      else f"{r['paired_mean'] * 100:+.2f} ± {r['paired_std'] * 100:.2f}")
-            lines.append(f"| {r['strategy']} | {r['n_seeds']} "
-                         f"| {_fmt(r['auc_mean'], r['auc_std'])} "
-                         f"| {paired} | {_fmt(r['final_mean'], r['final_std'])} "
-                         f"| {r['query_time_mean']:.3f} |")
+                  ] + summary_table(rows)
         if plots:
             group = [rec for rec in records
                      if (rec["config"]["dataset"], rec["config"]["model"]) == (ds, model)]
