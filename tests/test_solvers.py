@@ -357,3 +357,82 @@ def test_iht_fallback_runs_the_spread_start_only_when_the_zero_start_loses(n, b,
         assert fallback.indices.tolist() == both.indices.tolist()
         assert fallback.objective == min(zero.objective, spread.objective)
     assert fallback.objective <= spread.history[0]  # never worse than the best hashed batch
+
+
+def _topk_by_stable_sort(score, k, largest, tiebreak):
+    """The rule of topk_lowest_index written the slow way: order by score, then by the larger
+    tiebreak, then by the lower index; keep the first k."""
+    n = score.shape[0]
+    keys = sorted(range(n), key=lambda i: ((-1 if largest else 1) * float(score[i]),
+                                           0.0 if tiebreak is None else -float(tiebreak[i]), i))
+    return sorted(keys[:k])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=40), st.data())
+def test_topk_lowest_index_matches_the_sort_rule_under_heavy_ties(values, data):
+    """Few distinct values, so ties at the threshold are the rule (the fast path, the tie
+    path and the recursive tiebreak all run)."""
+    score = torch.tensor(values, dtype=torch.float64)
+    k = data.draw(st.integers(1, len(values)))
+    largest = data.draw(st.booleans())
+    tb = data.draw(st.none() | st.lists(st.integers(0, 2), min_size=len(values),
+                                        max_size=len(values)))
+    tb = None if tb is None else torch.tensor(tb, dtype=torch.float64)
+    got = topk_lowest_index(score, k, largest=largest, tiebreak=tb).tolist()
+    assert got == _topk_by_stable_sort(score, k, largest, tb)
+
+
+@pytest.mark.parametrize("rule", ["exact", "paper"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pool_vectors_prox_is_hard_threshold_prox(rule, dtype):
+    from sparse_query.solvers import PoolVectors
+
+    rng = np.random.default_rng(3)
+    p = SparseApproxProblem(rng.normal(size=(300, 4)), rng.uniform(0, 1, 300) * (rng.random(300) < 0.5),
+                            20, alpha=0.7, device="cpu", dtype=dtype)
+    pool = PoolVectors(p)
+    u = torch.as_tensor(rng.normal(size=300), dtype=p.dtype)
+    z_idx = torch.arange(0, 300, 15)
+    z_val = torch.as_tensor(rng.uniform(0, 2, z_idx.numel()), dtype=p.dtype)
+    for mu in (0.0, 0.3, 5.0):
+        sel, s_sel = pool.prox(u, z_idx, z_val, mu, rule)
+        s = -mu * u
+        s[z_idx] += z_val
+        ref, _ = hard_threshold_prox(s, p.sigma, p.alpha, p.b, rule=rule)
+        assert torch.equal(sel, ref) and torch.equal(s_sel, s[ref])
+
+
+def test_iht_escape_reuses_the_last_gradient_and_changes_nothing(monkeypatch):
+    """The escape at w needs grad f1(w); when the last step started from w it is reused (one
+    pass over the pool less). Same result as recomputing it, and fewer gradient passes."""
+    from sparse_query.solvers import PoolVectors, iht_solver
+
+    calls = {"n": 0}
+    real = PoolVectors.gradient
+
+    def counted(self, *a):
+        calls["n"] += 1
+        return real(self, *a)
+
+    monkeypatch.setattr(PoolVectors, "gradient", counted)
+    results = []
+    for forget in (False, True):
+        if forget:  # recompute in every escape
+            step = iht_solver._Iht.step
+
+            def step_forgetting(self, *a):
+                out = step(self, *a)
+                self._last = None
+                return out
+
+            monkeypatch.setattr(iht_solver._Iht, "step", step_forgetting)
+        calls["n"] = 0
+        runs = [proximal_iht(_problem(n=200, b=b, seed=s)) for s in range(4) for b in (3, 12)]
+        results.append((runs, calls["n"]))
+    (reused, n_reused), (fresh, n_fresh) = results
+    for a, b in zip(reused, fresh):
+        assert a.indices.tolist() == b.indices.tolist()
+        assert_allclose(a.weights, b.weights, rtol=0, atol=0)
+        assert a.history == b.history
+    assert n_reused < n_fresh

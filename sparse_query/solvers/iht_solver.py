@@ -262,6 +262,10 @@ class _Iht:
 
     def __init__(self, problem, pool, prox, max_halvings):
         self.p, self.pool, self.prox, self.max_halvings = problem, pool, prox, max_halvings
+        # (z, u, full-gradient mu or None) of the last step: the escape at w is z, when the
+        # step started from w without momentum, reuses its gradient (one pass over the pool)
+        # and its full-gradient line search (another pass)
+        self._last = None
 
     def phi(self, idx, val):
         if idx.numel() == 0:
@@ -311,6 +315,7 @@ class _Iht:
         always taken.
         """
         u = self.pool.gradient(z[0], z[1], phi_z - self.p.v)
+        self._last = (z, u, None)
         support = z[0][z[1] != 0]
         mu = 0.0
         if support.numel() > 0:
@@ -320,6 +325,7 @@ class _Iht:
                 mu = self.line_search((support, u_s), z, self.phi(support, u_s), phi_z)
         if not mu > 0.0:
             mu = self.dense_line_search(u, z, phi_z)
+            self._last = (z, u, mu)
         for _ in range(self.max_halvings + 1):
             cand = self.trial(u, z, mu)
             if sel is None or cand[3] <= obj:
@@ -333,8 +339,13 @@ class _Iht:
         """A stalled batch's last chance: the line search along the whole gradient at ``w``,
         tried at ``mu * 2**k`` for ``|k| <= max_halvings`` (smallest change first). Returns
         the first candidate with a different batch and a strictly lower objective, or None."""
-        u = self.pool.gradient(w[0], w[1], phi_w - self.p.v)
-        mu = self.dense_line_search(u, w, phi_w)
+        last, self._last = self._last, None
+        if last is not None and last[0] is w:  # the last step's gradient is the one at w
+            u, mu = last[1], last[2]
+        else:
+            u, mu = self.pool.gradient(w[0], w[1], phi_w - self.p.v), None
+        if mu is None:
+            mu = self.dense_line_search(u, w, phi_w)
         if not mu > 0.0:
             return None
         for k in sorted(range(-self.max_halvings, self.max_halvings + 1), key=abs):

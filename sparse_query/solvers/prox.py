@@ -27,17 +27,22 @@ def topk_lowest_index(score: torch.Tensor, k: int, *, largest: bool = True,
     n = score.shape[0]
     if k >= n:
         return torch.arange(n, device=score.device)
-    vals = torch.topk(score, k, largest=largest, sorted=False).values
+    vals, idx = torch.topk(score, k, largest=largest, sorted=False)
     thr = vals.min() if largest else vals.max()
+    if int((score >= thr if largest else score <= thr).sum()) == k:
+        return torch.sort(idx).values  # no tie crosses the threshold: topk's set is the answer
     strict = score > thr if largest else score < thr
     chosen = strict.nonzero().reshape(-1)
     need = k - chosen.numel()
     if need > 0:
         ties = (score == thr).nonzero().reshape(-1)
         if tiebreak is not None and ties.numel() > need:
-            order = torch.sort(tiebreak[ties], descending=True, stable=True).indices
-            ties = ties[order]
-        chosen = torch.cat([chosen, ties[:need]])
+            # the ``need`` largest tiebreaks, equal ones to the lower index: the same set as a
+            # stable descending sort's first ``need``, without sorting (up to n) ties
+            ties = ties[topk_lowest_index(tiebreak[ties], need)]
+        else:
+            ties = ties[:need]
+        chosen = torch.cat([chosen, ties])
     return torch.sort(chosen).values
 
 
@@ -92,6 +97,7 @@ class PoolVectors:
 
     def __init__(self, problem: SparseApproxProblem):
         self.problem = problem
+        self._alpha_sig2 = None
 
     def gradient(self, z_idx, z_val, r):
         """``u = grad f1(z) = 2 Phi^T r / b + 2 beta (z - 1)`` for ``r = Phi z - v``."""
@@ -113,11 +119,22 @@ class PoolVectors:
         return self.problem.phi_dense(u), float(u.double().sum()), self.norm2(u)
 
     def prox(self, u, z_idx, z_val, mu, rule):
-        """:func:`hard_threshold_prox` at ``s = z - mu u``: the kept indices and ``s`` there."""
-        s = -mu * u
+        """:func:`hard_threshold_prox` at ``s = z - mu u``: the kept indices and ``s`` there.
+
+        The same numbers as :func:`prox_score` (``alpha sigma^2`` is formed once per problem,
+        the score in place): IHT's escape tries up to ``2 max_halvings + 1`` step lengths, each
+        a prox over the whole pool."""
+        check_option(rule, "prox", PROX_RULES)
+        s = u * -mu
         s[z_idx] += z_val
-        sel, _ = hard_threshold_prox(s, self.problem.sigma, self.problem.alpha, self.problem.b,
-                                     rule=rule)
+        if self._alpha_sig2 is None:
+            sigma = torch.as_tensor(self.problem.sigma, dtype=s.dtype, device=s.device)
+            self._alpha_sig2 = self.problem.alpha * (sigma * sigma)
+        exact = rule == "exact"
+        score = s.clamp(min=0) if exact else s.neg().clamp_(min=0)
+        score.square_().mul_(0.5)
+        score = score.add_(self._alpha_sig2) if exact else score.sub_(self._alpha_sig2)
+        sel = topk_lowest_index(score, self.problem.b, largest=exact, tiebreak=s)
         return sel, s[sel]
 
     def sigma2(self, idx):
