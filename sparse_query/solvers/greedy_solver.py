@@ -62,7 +62,6 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
     c = problem.c
     b2 = float(b) * float(b)
     w = torch.zeros(n, dtype=dt, device=dev)
-    in_s = torch.zeros(n, dtype=torch.bool, device=dev)
     selected = torch.empty(b, dtype=torch.long, device=dev)
     if mode == "gram":
         # Phi^T Phi restricted to the selection, and its columns over the whole pool
@@ -73,7 +72,8 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
         r = -problem.v.clone()
     # off the support the score tau * grad f1(w)_j - alpha sigma_j^2 is an affine function of
     # Phi^T Phi w (gram) or Phi^T r (residual) -- grad f1(w)_j = 2 (Phi^T Phi w - c)_j - 2 beta
-    # where w_j = 0 -- so each step costs one fused pass; the support is masked anyway
+    # where w_j = 0 -- so each step costs one fused pass; the support is masked by an inf in
+    # ``base`` (inf + finite = inf), one scalar write per step
     neg_alpha_sig2 = -alpha * problem.sigma2
     base = neg_alpha_sig2 - 2.0 * tau * beta
     if mode == "gram":
@@ -83,10 +83,9 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
     w_s = torch.zeros(0, dtype=dt, device=dev)
     history = []
     for k in range(b):
-        score[selected[:k]] = math.inf
         j = int(torch.argmin(score))  # first minimum: ties go to the lower index
         selected[k] = j
-        in_s[j] = True
+        base[j] = math.inf
         S = selected[: k + 1]
         w_s = torch.cat([w_s, torch.zeros(1, dtype=dt, device=dev)])
         sig2_sum += float(problem.sigma2[j])
@@ -126,7 +125,6 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
             if math.isfinite(mu):
                 w_s = w_s - mu * u
         w_s = w_s.clamp(min=0.0)
-        w[S] = w_s
         # f1 = ||Phi w - v||^2 + beta ||w - 1||^2, with O(|S|^2) (gram) or O(|S| m) work
         if mode == "gram":
             q = Gs @ w_s
@@ -141,4 +139,5 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
                 score = torch.addmv(base, cols[: k + 1].T, w_s, alpha=2.0 * tau)
             else:  # base + (2 tau / b) Phi^T r
                 score = torch.add(base, op.project(r), alpha=2.0 * tau / b)
+    w[selected] = w_s
     return _result(problem, w, selected, b, True, history)
