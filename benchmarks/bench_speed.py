@@ -64,16 +64,17 @@ def _factory(name, device):
 
 
 def _time(make, X, model, b, X_lab, y_lab, repeats, single_above):
-    times, info = [], {}
+    times, cpu, info = [], [], {}
     for r in range(repeats):
         gc.collect()
         s = make(r)
         with _PeakRSS() as mem:
             base = mem.peak
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             s.fit_query(X, model, b, X_labeled=X_lab, y_labeled=y_lab)
             times.append(time.perf_counter() - t0)
-        info = {"peak_mb": (mem.peak - base) / 2**20}
+            cpu.append(time.thread_time() - c0)  # this thread's CPU time: torch runs 1 thread
+        info = {"peak_mb": (mem.peak - base) / 2**20, "cpu_seconds": statistics.median(cpu)}
         for k in ("embedding_time_", "solve_time_", "n_iter_", "sketch_dim_", "solver_"):
             if hasattr(s, k):
                 info[k.rstrip("_")] = getattr(s, k)
@@ -153,12 +154,14 @@ def _paired(args, X, model, Xl, yl, n, b):
     to BADGE's call of the same repeat."""
     names = list(args.methods)
     times = {m: [] for m in names}
+    cpu = {m: [] for m in names}
     info = {}
     loads = []
     for r in range(args.repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
             t, _, info[name] = _time(_factory(name, args.device), X, model, b, Xl, yl, 1, 0)
             times[name].append(t)
+            cpu[name].append(info[name]["cpu_seconds"])
         loads.append(os.getloadavg()[0])
     out = []
     for name in names:
@@ -169,6 +172,9 @@ def _paired(args, X, model, Xl, yl, n, b):
             ratios = [t / tb for t, tb in zip(times[name], times["badge"])]
             row.update(x_badge=statistics.median(ratios), x_badge_min=min(ratios),
                        x_badge_max=max(ratios))
+            cratios = [t / tb for t, tb in zip(cpu[name], cpu["badge"])]
+            row.update(all_cpu_seconds=cpu[name], x_badge_cpu=statistics.median(cratios),
+                       x_badge_cpu_min=min(cratios), x_badge_cpu_max=max(cratios))
         out.append(row)
         print(json.dumps(row), flush=True)
     return out
@@ -215,7 +221,17 @@ def render():
          "the column says what they resolved to), `iht` is `SparseApproxSampler(solver=\"iht\")`. "
          "Peak = RSS increment during the call. The machine has 2 cores shared with three other "
          "jobs: the load average is in every row; read times as ratios within a block.", ""]
-    for tag, title in (("_paired", "n = 10k and 100k, d = 128, paired (`--paired "
+    for tag, title in (("_paired_s17", "n = 10k and 100k, d = 128, paired, current code "
+                                       "(`--paired --methods default badge --repeats 11 --tag "
+                                       "_paired_s17`): x BADGE is the median of 11 per-repeat "
+                                       "ratios of wall time (min-max); CPU: the same for the "
+                                       "calling thread's CPU time"),
+                       ("_1M128_s17", "n = 1M, d = 128, current code (`--pools 1000000 "
+                                      "--batches 100 1000 --methods default --repeats 1 --tag "
+                                      "_1M128_s17`)"),
+                       ("_1M128_e08c630", "the same at e08c630 (before this session's speed "
+                                          "work; `PYTHONPATH=<that checkout>`, run right after)"),
+                       ("_paired", "n = 10k and 100k, d = 128, paired, e08c630 (`--paired "
                                    "--methods default badge --repeats 7`): x BADGE is the "
                                    "median of 7 per-repeat ratios (min-max)"),
                        ("_final", "n = 10k and 100k, d = 128 (final code)"),
@@ -239,6 +255,9 @@ def render():
             xb = f"{r['x_badge']:.2f}" if r.get("x_badge") is not None else "–"
             if "x_badge_min" in r and r["method"] != "badge":
                 xb += f" ({r['x_badge_min']:.2f}–{r['x_badge_max']:.2f})"
+            if "x_badge_cpu" in r and r["method"] != "badge":
+                xb += (f"; CPU {r['x_badge_cpu']:.2f} ({r['x_badge_cpu_min']:.2f}–"
+                       f"{r['x_badge_cpu_max']:.2f})")
             solve = f"{r['solve_time']:.2f}" if "solve_time" in r else ""
             L.append(f"| {r['n']:,} | {r['b']:,} | {r['method']} | {r['seconds']:.3f} | "
                      f"{r['runs']} | {xb} | {res_} | {solve} | {r['peak_mb']:.0f} | "
@@ -262,8 +281,9 @@ def render():
                      f"{r['load']:.1f} |")
         L.append("")
     large_rows = []
-    for tag in ("", "_1M_lowload", "_300k_after", "_300k_before_main", "_1M_final",
-                "_1M_a522854", "_1M_final2"):
+    for tag in ("_1M_s17_r1", "_1M_e08c630_r1", "_1M_s17_r2", "_1M_e08c630_r2", "",
+                "_1M_lowload", "_300k_after", "_300k_before_main", "_1M_final", "_1M_a522854",
+                "_1M_final2"):
         res = _load_json(f"speed_large{tag}.json")
         if res:
             for r in res["rows"]:
@@ -280,6 +300,19 @@ def render():
                      f"{r['load']:.1f} |")
         L.append("")
     return L
+
+
+def _code_version():
+    """Where ``sparse_query`` was imported from and that checkout's commit (dirty or not):
+    a before/after comparison runs the same script with ``PYTHONPATH=<other checkout>``."""
+    import subprocess
+
+    import sparse_query
+
+    root = Path(sparse_query.__file__).parent.parent
+    sha = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
+    return {"path": str(root), "commit": sha}
 
 
 def main(argv=None):
@@ -321,7 +354,7 @@ def main(argv=None):
     meta = dict(part=args.part, device=args.device, threads=args.threads,
                 load_start=os.getloadavg(), torch=torch.__version__,
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                argv=sys.argv[1:])
+                argv=sys.argv[1:], sparse_query=_code_version())
     rows = acq(args) if args.part == "acq" else large(args)
     meta["load_end"] = os.getloadavg()
     out = Path(args.out)
