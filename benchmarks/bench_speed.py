@@ -226,6 +226,12 @@ def render():
                                        "_paired_s17`): x BADGE is the median of 11 per-repeat "
                                        "ratios of wall time (min-max); CPU: the same for the "
                                        "calling thread's CPU time"),
+                       ("_paired_1M_s17", "n = 1M, d = 128, b = 100, paired, current code "
+                                          "(`--paired --pools 1000000 --batches 100 --methods "
+                                          "default badge --repeats 3 --tag _paired_1M_s17`)"),
+                       ("_paired_kcenter_s17", "k-center against BADGE, paired, current code "
+                                               "(`--paired --methods kcenter badge --repeats 7 "
+                                               "--tag _paired_kcenter_s17`)"),
                        ("_1M128_s17", "n = 1M, d = 128, current code (`--pools 1000000 "
                                       "--batches 100 1000 --methods default --repeats 1 --tag "
                                       "_1M128_s17`)"),
