@@ -229,6 +229,9 @@ def render():
                        ("_paired_1M_s17", "n = 1M, d = 128, b = 100, paired, current code "
                                           "(`--paired --pools 1000000 --batches 100 --methods "
                                           "default badge --repeats 3 --tag _paired_1M_s17`)"),
+                       ("_1M5000_s17", "n = 1M, d = 128, b = 5,000, current code "
+                                       "(`--pools 1000000 --batches 5000 --methods default "
+                                       "badge --repeats 1 --tag _1M5000_s17`)"),
                        ("_paired_kcenter_s17", "k-center against BADGE, paired, current code "
                                                "(`--paired --methods kcenter badge --repeats 7 "
                                                "--tag _paired_kcenter_s17`)"),
