@@ -118,6 +118,19 @@ default="auto"
         changes. Pass ``validation_data`` to avoid the extra fit altogether. The default 0.01 beat 0.1, 0.5,
         1 and ``"auto"`` in the ablation in ``BENCHMARKS.md``; ``"auto"`` calibrates to about
         0.5 on digits, which is worse.
+    variance_temperature : float or None, default=None
+        Decouples the variance term from the bias term's label distribution. ``None`` (the
+        paper's eq. 14): ``sigma_j`` is taken under ``P_j = softmax(z_j / T)``, the same
+        distribution as ``e_j``; at the default ``T = 0.01`` that is zero except on points
+        whose top two logits are within a few ``T`` of each other (ties), so the variance
+        term picks ties. A number ``T_v >= 0``: ``sigma_j`` is taken under
+        ``Q_j = softmax(z_j / T_v)`` while ``e_j`` keeps ``P_j``; ``T_v = 1`` is the spread of
+        the last-layer gradient under the model's own probabilities, an uncertainty that is
+        non-zero wherever the model is unsure (:func:`~sparse_query.embeddings.gradient_embedding`).
+        Applies to the gradient, leaf-gradient and committee-gradient embeddings (a committee:
+        ``softmax(log P_j / T_v)`` of its mean probabilities); the posterior embedding has no
+        temperature and refuses it. The scale of ``sigma`` changes with it, so ``alpha`` needs
+        its own value (measured in ``benchmarks/results/quality/variance_variants.md``).
     validation_data : (X_val, y_val), optional
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
@@ -163,6 +176,9 @@ default="auto"
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
+    variance_temperature_ : float or None
+        The temperature ``sigma`` was taken under: ``variance_temperature`` when given, else
+        ``temperature_`` (None for the posterior embedding).
     temperature_refit_ : bool
         Whether the last fit trained a clone of the model for ``temperature="auto"`` (False
         when the calibration of the same fitted model was reused).
@@ -222,6 +238,7 @@ default="auto"
 
     _kept_attributes = QueryStrategy._kept_attributes + (
         "embedding_kind_", "temperature_", "temperature_source_", "temperature_refit_",
+        "variance_temperature_",
         "solver_", "sketch_dim_",
         "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
         "result_", "embedding_time_", "solve_time_",
@@ -230,7 +247,7 @@ default="auto"
     def __init__(self, solver: str = "auto", *, alpha: float = 0.1, alpha_scale: str = "pool",
                  beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
-                 embedding: str = "auto", temperature=0.01,
+                 embedding: str = "auto", temperature=0.01, variance_temperature=None,
                  validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
                  batch_size: int = 1024, device="auto", dtype="float32", random_state=None,
                  verbose: int = 0):
@@ -245,6 +262,7 @@ default="auto"
         self.prox = prox
         self.embedding = embedding
         self.temperature = temperature
+        self.variance_temperature = variance_temperature
         self.validation_data = validation_data
         self.n_posterior_samples = n_posterior_samples
         self.sketch_dim = sketch_dim
@@ -275,6 +293,14 @@ default="auto"
                 )
         else:
             check_float(self.temperature, "temperature", min_val=0.0)
+        if self.variance_temperature is not None:
+            if isinstance(self.variance_temperature, str):
+                raise ValueError(
+                    f"variance_temperature={self.variance_temperature!r} must be None (sigma "
+                    "under the label distribution of `temperature`) or a number >= 0 (1: the "
+                    "model's own probabilities); 'auto' is not supported for it."
+                )
+            check_float(self.variance_temperature, "variance_temperature", min_val=0.0)
         if self.validation_data is not None:
             if not isinstance(self.validation_data, (tuple, list)) or len(self.validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val) or None.")
@@ -333,7 +359,16 @@ default="auto"
                                      **self.__dict__.get("_backend_options", {}))
         self.temperature_ = None
         self.temperature_source_ = None
+        self.variance_temperature_ = None
         self._single_class = False
+        vt = None if self.variance_temperature is None else float(self.variance_temperature)
+        if kind == "posterior" and vt is not None:
+            raise ValueError(
+                f"variance_temperature={self.variance_temperature!r} applies to the gradient, "
+                "leaf-gradient and committee-gradient embeddings only; this model's embedding "
+                "is 'posterior' (no temperature). Pass variance_temperature=None, or "
+                "embedding='gradient' for a model with a last linear layer."
+            )
 
         def temperature():  # resolved only for a model that knows two classes or more
             if kind == "committee-gradient":
@@ -346,17 +381,19 @@ default="auto"
                 T, source = self._temperature(est, classifier, X_labeled, y_labeled,
                                               leaves=kind == "leaf-gradient")
             self.temperature_, self.temperature_source_ = float(T), source
+            self.variance_temperature_ = float(T) if vt is None else vt
             return T
 
         if kind == "gradient":
-            emb = self._backend.gradient(est, temperature)
+            emb = self._backend.gradient(est, temperature, variance_temperature=vt)
         elif kind == "posterior":
             emb = self._backend.posterior(est, n_samples=self.n_posterior_samples,
                                           random_state=self.random_state)
         elif kind == "committee-gradient":
-            emb = self._backend.committee_gradient(est, temperature)
+            emb = self._backend.committee_gradient(est, temperature, variance_temperature=vt)
         else:
-            emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks)
+            emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks,
+                                              variance_temperature=vt)
         if emb is None:
             self._single_class = True
         else:
