@@ -40,6 +40,7 @@ __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 SOLVERS = ("auto", "greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
+ALPHA_RELIABILITIES = ("held-out",)
 
 
 class SparseApproxSampler(QueryStrategy):
@@ -78,6 +79,15 @@ class SparseApproxSampler(QueryStrategy):
         bias gradient scales like ``1/b``: at the paper's ``alpha ~ 1`` uncertainty is
         negligible on any real pool (on 1,700 digits it is ~1e-4 of the bias term). ``"pool"``
         uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
+    alpha_reliability : None or "held-out", default=None
+        ``"held-out"`` multiplies ``alpha`` by the model's chance-corrected cross-validated
+        accuracy on the labeled set, ``kappa = max(0, (acc - 1/K) / (1 - 1/K))``
+        (:func:`~sparse_query.embeddings.reliability.heldout_reliability`: 3 folds, each a
+        clone of the model -- of every member, for a committee -- fitted on the other two):
+        the variance term trusts the model's label distribution only as far as the model
+        predicts labels it has not seen. It costs three extra fits per query and needs the
+        labeled set (a modAL learner's, or ``X_labeled`` / ``y_labeled``, at least 6 points).
+        ``None``: ``alpha`` as given.
     beta : float, default=1e-3
         Weight of the stabiliser ``beta ||w - 1||^2``.
     tau : float, default=1.0
@@ -176,6 +186,11 @@ default="auto"
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
+    reliability_ : float or None
+        ``kappa`` of ``alpha_reliability="held-out"`` (None otherwise); ``alpha_effective_``
+        includes it.
+    heldout_accuracy_ : float or None
+        The cross-validated accuracy behind ``reliability_``.
     variance_temperature_ : float or None
         The temperature ``sigma`` was taken under: ``variance_temperature`` when given, else
         ``temperature_`` (None for the posterior embedding).
@@ -238,14 +253,14 @@ default="auto"
 
     _kept_attributes = QueryStrategy._kept_attributes + (
         "embedding_kind_", "temperature_", "temperature_source_", "temperature_refit_",
-        "variance_temperature_",
+        "variance_temperature_", "reliability_", "heldout_accuracy_",
         "solver_", "sketch_dim_",
         "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
         "result_", "embedding_time_", "solve_time_",
     )
 
     def __init__(self, solver: str = "auto", *, alpha: float = 0.1, alpha_scale: str = "pool",
-                 beta: float = 1e-3,
+                 alpha_reliability=None, beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
                  embedding: str = "auto", temperature=0.01, variance_temperature=None,
                  validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
@@ -254,6 +269,7 @@ default="auto"
         self.solver = solver
         self.alpha = alpha
         self.alpha_scale = alpha_scale
+        self.alpha_reliability = alpha_reliability
         self.beta = beta
         self.tau = tau
         self.max_iter = max_iter
@@ -277,6 +293,12 @@ default="auto"
         check_option(self.solver, "solver", SOLVERS)
         check_float(self.alpha, "alpha", min_val=0.0)
         check_option(self.alpha_scale, "alpha_scale", ALPHA_SCALES)
+        if self.alpha_reliability is not None and (
+                not isinstance(self.alpha_reliability, str)
+                or self.alpha_reliability not in ALPHA_RELIABILITIES):
+            raise ValueError(f"alpha_reliability={self.alpha_reliability!r} must be None (alpha "
+                             "as given) or 'held-out' (alpha times the model's chance-corrected "
+                             "cross-validated accuracy).")
         check_float(self.beta, "beta", min_val=0.0)
         check_float(self.tau, "tau", min_val=0.0, min_inclusive=False)
         check_int(self.max_iter, "max_iter", min_val=1)
@@ -394,15 +416,36 @@ default="auto"
         else:
             emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks,
                                               variance_temperature=vt)
+        self.reliability_ = self.heldout_accuracy_ = None
         if emb is None:
             self._single_class = True
         else:
+            if self.alpha_reliability == "held-out":
+                self.reliability_, self.heldout_accuracy_ = self._reliability(
+                    est, classifier, X_labeled, y_labeled)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
+
+    def _reliability(self, est, classifier, X_labeled, y_labeled):
+        from .adapters._common import _is_committee
+        from .embeddings.reliability import heldout_reliability
+
+        if X_labeled is None or y_labeled is None:
+            X_labeled, y_labeled = adapters.get_labeled_data(classifier)
+        if X_labeled is None or y_labeled is None:
+            raise ValueError("alpha_reliability='held-out' needs the labeled set: use a modAL "
+                             "learner (its X_training / y_training) or pass X_labeled and "
+                             "y_labeled to fit, or pass alpha_reliability=None.")
+        members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
+                   if _is_committee(est) else [est])
+        classes = getattr(est, "classes_", None)
+        K = len(classes) if classes is not None else len(np.unique(np.asarray(y_labeled)))
+        return heldout_reliability(members, X_labeled, y_labeled, n_classes=max(K, 2),
+                                   random_state=self.random_state)
 
     #: IHT's starts (solvers.proximal_iht's ``init``); None: the solver's default.
     #: query_dask sets "zero", its start before issue 16; the benchmark harness sets others
@@ -430,6 +473,8 @@ default="auto"
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
+        if self.reliability_ is not None:
+            alpha *= self.reliability_
         self.alpha_effective_ = alpha
         # copies of one point are grouped on the exact embedding (before any sketch), so a
         # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")

@@ -269,3 +269,99 @@ def test_dask_pool_takes_the_variance_temperature(digits, inproc_client):
     remote = SparseApproxSampler(**kw).fit(da.from_array(pool, chunks=(100, -1)), model)
     assert_allclose(remote._sigma.numpy(), local._sigma.numpy(), rtol=1e-10)
     assert sorted(remote.query(8).tolist()) == sorted(local.query(8).tolist())
+
+
+# -- alpha_reliability="held-out": alpha times the chance-corrected cross-validated accuracy --
+
+def test_heldout_reliability_is_the_cross_validated_accuracy(digits):
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from sparse_query._utils import numpy_rng
+    from sparse_query.embeddings.reliability import heldout_reliability
+
+    X, y = digits
+    Xl, yl = X[:45], y[:45]
+    kappa, acc = heldout_reliability([LogisticRegression(max_iter=300)], Xl, yl, n_classes=10,
+                                     random_state=3)
+    seed = int(numpy_rng(3).integers(0, 2**31 - 1))
+    pred = cross_val_predict(LogisticRegression(max_iter=300), Xl, yl,
+                             cv=KFold(3, shuffle=True, random_state=seed))
+    want = float(np.mean(pred == yl))
+    assert acc == pytest.approx(want)
+    assert kappa == pytest.approx(max(0.0, (want - 0.1) / 0.9))
+    assert 0.0 < kappa < 1.0
+
+
+def test_heldout_reliability_limits():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from sparse_query.embeddings.reliability import heldout_reliability
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    X = y[:, None] * 100.0 + rng.normal(size=(30, 2))    # three far-apart clusters
+    assert heldout_reliability([KNeighborsClassifier(1)], X, y, n_classes=3,
+                               random_state=0) == (1.0, 1.0)
+    # a constant prediction is at or below chance: kappa clipped to 0
+    kappa, acc = heldout_reliability([DummyClassifier(strategy="most_frequent")], X, y,
+                                     n_classes=3, random_state=0)
+    assert kappa == 0.0 and acc <= 1 / 3 + 1e-12
+
+
+def test_sampler_alpha_reliability_scales_alpha(digits):
+    modAL = pytest.importorskip("modAL")
+    X, y = digits
+    al = modAL.models.ActiveLearner(LogisticRegression(max_iter=300), X_training=X[:60],
+                                    y_training=y[:60])
+    pool = X[60:300]
+    s = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="held-out",
+                            random_state=0)
+    s.fit(pool, al)
+    idx = s.query(10)
+    assert 0.0 < s.reliability_ <= 1.0 and 0.0 < s.heldout_accuracy_ <= 1.0
+    assert s.reliability_ == pytest.approx((s.heldout_accuracy_ - 0.1) / 0.9)
+    assert s.alpha_effective_ == pytest.approx(0.1 * len(pool) ** 2 / 10 * s.reliability_)
+    assert len(set(idx.tolist())) == 10
+    # the same labels through fit's X_labeled / y_labeled on the bare estimator
+    t = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="held-out",
+                            random_state=0).fit(pool, al.estimator, X_labeled=X[:60],
+                                                y_labeled=y[:60])
+    assert t.reliability_ == s.reliability_
+    plain = SparseApproxSampler(solver="greedy", device="cpu").fit(pool, al)
+    assert plain.reliability_ is None
+    plain.query(10)
+    assert plain.alpha_effective_ == pytest.approx(0.1 * len(pool) ** 2 / 10)
+
+
+def test_sampler_alpha_reliability_on_a_committee(digits):
+    modAL = pytest.importorskip("modAL")
+    X, y = digits
+    learners = [modAL.models.ActiveLearner(m, X_training=X[:60], y_training=y[:60])
+                for m in (LogisticRegression(max_iter=300), RandomForestClassifier(10,
+                                                                                  random_state=0))]
+    com = modAL.models.Committee(learner_list=learners)
+    s = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="held-out",
+                            random_state=0).fit(X[60:200], com)
+    assert s.embedding_kind_ == "committee-gradient" and 0.0 < s.reliability_ <= 1.0
+
+
+@pytest.mark.parametrize("value", ["cv", True, 1.0])
+def test_sampler_rejects_bad_alpha_reliability(digits, value):
+    X, y = digits
+    model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
+    with pytest.raises(ValueError, match=r"alpha_reliability=.* must be None \(alpha as given\) "
+                                         r"or 'held-out'"):
+        SparseApproxSampler(alpha_reliability=value).fit(X[60:100], model)
+
+
+def test_alpha_reliability_needs_the_labeled_set(digits):
+    from sparse_query.embeddings.reliability import ReliabilityError
+
+    X, y = digits
+    model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
+    s = SparseApproxSampler(alpha_reliability="held-out")
+    with pytest.raises(ValueError, match=r"alpha_reliability='held-out' needs the labeled set"):
+        s.fit(X[60:100], model)
+    with pytest.raises(ReliabilityError, match=r"needs at least 6 labeled points .* got 4"):
+        s.fit(X[60:100], model, X_labeled=X[:4], y_labeled=y[:4])
