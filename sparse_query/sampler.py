@@ -81,7 +81,8 @@ class SparseApproxSampler(QueryStrategy):
         uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
     alpha_reliability : None or "held-out", default=None
         ``"held-out"`` multiplies ``alpha`` by the model's chance-corrected cross-validated
-        accuracy on the labeled set, ``kappa = max(0, (acc - 1/K) / (1 - 1/K))``
+        accuracy on the labeled set, ``kappa = max(0, (acc - 1/K) / (1 - 1/K))`` (``K``: the
+        classes of the labeled set)
         (:func:`~sparse_query.embeddings.reliability.heldout_reliability`: 3 folds, each a
         clone of the model -- of every member, for a committee -- fitted on the other two):
         the variance term trusts the model's label distribution only as far as the model
@@ -440,12 +441,13 @@ default="auto"
             raise ValueError("alpha_reliability='held-out' needs the labeled set: use a modAL "
                              "learner (its X_training / y_training) or pass X_labeled and "
                              "y_labeled to fit, or pass alpha_reliability=None.")
+        from .adapters._ensembles import _column_labels
+
         members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
                    if _is_committee(est) else [est])
-        classes = getattr(est, "classes_", None)
-        K = len(classes) if classes is not None else len(np.unique(np.asarray(y_labeled)))
-        return heldout_reliability(members, X_labeled, y_labeled, n_classes=max(K, 2),
-                                   random_state=self.random_state)
+        # chance 1 / (the classes of the labeled set), the classes the model was trained on
+        return heldout_reliability(members, X_labeled, y_labeled, random_state=self.random_state,
+                                   column_labels=_column_labels)
 
     #: IHT's starts (solvers.proximal_iht's ``init``); None: the solver's default.
     #: query_dask sets "zero", its start before issue 16; the benchmark harness sets others

@@ -39,27 +39,30 @@ def _take(X, idx):
     return X[idx]
 
 
-def _fold_proba(members, X_tr, y_tr, X_te, classes, seed):
+def _fold_proba(members, X_tr, y_tr, X_te, classes, seed, column_labels):
     """Mean over ``members`` (unfitted clones) of their ``predict_proba`` on ``X_te``, fitted on
-    ``(X_tr, y_tr)``, in the columns of ``classes`` (a class a clone never saw gets 0)."""
+    ``(X_tr, y_tr)``, in the columns of ``classes`` (a class a clone never saw gets 0; a column
+    whose label is not in ``classes`` is dropped)."""
     out = np.zeros((X_te.shape[0] if hasattr(X_te, "shape") else len(X_te), len(classes)))
     col = {c: i for i, c in enumerate(classes.tolist())}
     for m in members:
         with preserved_global_rng(seed):  # skorch / sklearn draw from the global RNGs
             m.fit(X_tr, y_tr)
         p = np.asarray(m.predict_proba(X_te), dtype=np.float64)
-        seen = np.asarray(getattr(m, "classes_", np.unique(y_tr)))
+        seen = column_labels(m, p) if column_labels is not None else getattr(m, "classes_", None)
+        seen = np.asarray(np.unique(y_tr) if seen is None else seen)
         if p.shape[1] != len(seen):
             raise ReliabilityError(
                 f"a clone's predict_proba has {p.shape[1]} columns but it knows {len(seen)} "
                 "classes; alpha_reliability='held-out' cannot map its predictions to labels.")
         for k, c in enumerate(seen.tolist()):
-            out[:, col[c]] += p[:, k]
+            if c in col:
+                out[:, col[c]] += p[:, k]
     return out / len(members)
 
 
-def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int,
-                        random_state=None) -> tuple[float, float]:
+def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int | None = None,
+                        random_state=None, column_labels=None) -> tuple[float, float]:
     """Cross-validated accuracy of clones of ``members`` on the labeled set, chance-corrected.
 
     Parameters
@@ -70,10 +73,14 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int,
         ``sklearn.base.clone`` per fold; the originals are not touched.
     X_labeled : array-like of shape (n_labeled, ...)
     y_labeled : array-like of shape (n_labeled,)
-    n_classes : int
-        ``K`` of the chance level ``1/K`` (the classes the fitted model knows).
+    n_classes : int or None, default=None
+        ``K`` of the chance level ``1/K``; None: the number of distinct labels in
+        ``y_labeled`` (the classes the model was trained on).
     random_state : None, int or numpy Generator, default=None
         Seeds the folds and the clones' fits (global generators restored afterwards).
+    column_labels : callable ``(fitted_clone, proba) -> labels`` or None, default=None
+        The label of each ``predict_proba`` column (supplied by the adapters: a net with more
+        output units than the classes it saw has one column per unit); None: ``classes_``.
 
     Returns
     -------
@@ -84,7 +91,8 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int,
     Raises
     ------
     ReliabilityError
-        Fewer than 6 labeled points, or a clone that cannot be fitted or predicted.
+        Fewer than 6 labeled points, a single labeled class, or a clone that cannot be fitted
+        or predicted.
     """
     from sklearn.base import clone
     from sklearn.model_selection import KFold
@@ -96,14 +104,19 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int,
             f"alpha_reliability='held-out' needs at least {2 * N_FOLDS} labeled points for "
             f"{N_FOLDS}-fold cross-validation; got {n}. Pass alpha_reliability=None until "
             "more points are labeled.")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ReliabilityError(
+            "alpha_reliability='held-out' needs a labeled set with at least 2 classes; got "
+            f"only {classes.tolist()!r}. Pass alpha_reliability=None until another class is "
+            "labeled.")
     seed = int(numpy_rng(random_state).integers(0, 2**31 - 1))
     hits = 0
-    classes = np.unique(y)
     for train, test in KFold(N_FOLDS, shuffle=True, random_state=seed).split(np.zeros((n, 1))):
         try:
             clones = [clone(m) for m in members]
             p = _fold_proba(clones, _take(X_labeled, train), y[train], _take(X_labeled, test),
-                            classes, seed)
+                            classes, seed, column_labels)
         except ReliabilityError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of a user model: say so, stop
@@ -113,6 +126,6 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int,
                 "alpha_reliability=None.") from exc
         hits += int((classes[p.argmax(axis=1)] == y[test]).sum())
     acc = hits / n
-    chance = 1.0 / n_classes
+    chance = 1.0 / (len(classes) if n_classes is None else n_classes)
     kappa = max(0.0, (acc - chance) / (1.0 - chance))
     return float(min(kappa, 1.0)), float(acc)
