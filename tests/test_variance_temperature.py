@@ -365,3 +365,18 @@ def test_alpha_reliability_needs_the_labeled_set(digits):
         s.fit(X[60:100], model)
     with pytest.raises(ReliabilityError, match=r"needs at least 6 labeled points .* got 4"):
         s.fit(X[60:100], model, X_labeled=X[:4], y_labeled=y[:4])
+
+
+def test_heldout_reliability_on_a_net_with_more_outputs_than_classes_seen(digits):
+    pytest.importorskip("skorch")
+    from sparse_query.adapters._ensembles import _column_labels
+    from sparse_query.benchmark.models import make_model
+    from sparse_query.embeddings.reliability import heldout_reliability
+
+    X, y = digits
+    keep = y < 4                        # 10 output units, labels 0..3 only
+    Xl, yl = X[keep][:40].astype(np.float32), y[keep][:40]
+    net = make_model("torch-mlp", X.shape[1], 10, len(yl), seed=0).set_params(max_epochs=30)
+    kappa, acc = heldout_reliability([net], Xl, yl, random_state=0, column_labels=_column_labels)
+    assert 0.0 <= kappa <= 1.0 and kappa == pytest.approx(max(0.0, (acc - 0.25) / 0.75))
+    assert acc > 0.5                    # digits 0-3 are easy; the columns were mapped right
