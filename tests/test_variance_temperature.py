@@ -328,6 +328,11 @@ def test_sampler_alpha_reliability_scales_alpha(digits):
                             random_state=0).fit(pool, al.estimator, X_labeled=X[:60],
                                                 y_labeled=y[:60])
     assert t.reliability_ == s.reliability_
+    sq = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="held-out-squared",
+                             random_state=0).fit(pool, al)
+    sq.query(10)
+    assert sq.reliability_ == s.reliability_
+    assert sq.alpha_effective_ == pytest.approx(0.1 * len(pool) ** 2 / 10 * s.reliability_ ** 2)
     plain = SparseApproxSampler(solver="greedy", device="cpu").fit(pool, al)
     assert plain.reliability_ is None
     plain.query(10)
@@ -350,8 +355,8 @@ def test_sampler_alpha_reliability_on_a_committee(digits):
 def test_sampler_rejects_bad_alpha_reliability(digits, value):
     X, y = digits
     model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
-    with pytest.raises(ValueError, match=r"alpha_reliability=.* must be None \(alpha as given\) "
-                                         r"or 'held-out'"):
+    with pytest.raises(ValueError, match=r"alpha_reliability=.* must be None \(alpha as given\), "
+                                         r"'held-out' .* or 'held-out-squared'"):
         SparseApproxSampler(alpha_reliability=value).fit(X[60:100], model)
 
 
