@@ -6,6 +6,7 @@ Reads the per-run records under ``benchmarks/results/quality/<dataset>_<family>/
 coreset, bald: the peers of the matrix's summary table). Writes nothing.
 
     python benchmarks/results/quality/variance_variants.py "ours" "ours:variance_temperature=1,alpha=0.01" ...
+    python benchmarks/results/quality/variance_variants.py --section1 [variant]   # section 1's tables
 """
 import glob
 import json
@@ -76,5 +77,40 @@ def main(strategies):
               f"{int((g < -1).sum())} | {g.min():+.2f} | {below} |")
 
 
+
+
+def section1(out=os.path.join(HERE, "s1_variance"), variant="alpha_reliability=held-out"):
+    """Section 1's tables (sparse_query.benchmark runs under ``out``): each solver at its
+    defaults and with ``variant``, paired over seeds against the default and random."""
+    runs = {}
+    for f in glob.glob(os.path.join(out, "*", "*_seed*.json")):
+        with open(f) as fh:
+            r = json.load(fh)
+        c = r["config"]
+        runs[(c["dataset"], c["model"], c["strategy"], c["seed"])] = r["auc"] * 100
+    cells = sorted({(d, m) for d, m, _, _ in runs})
+    print("| table | solver | seeds | default AUC | default − random | variant − random | "
+          "variant − default (paired) | worst seed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d, m in cells:
+        for sv in ("ours-greedy", "ours-iht"):
+            var = f"{sv}:{variant}"
+            seeds = sorted(sd for dd, mm, s, sd in runs if (dd, mm, s) == (d, m, var)
+                           and (d, m, sv, sd) in runs and (d, m, "random", sd) in runs)
+            if not seeds:
+                continue
+            base = np.array([runs[(d, m, sv, sd)] for sd in seeds])
+            new = np.array([runs[(d, m, var, sd)] for sd in seeds])
+            rnd = np.array([runs[(d, m, "random", sd)] for sd in seeds])
+            x = new - base
+            print(f"| {d} {m} | {sv} | {len(seeds)} | {base.mean():.2f} | "
+                  f"{(base - rnd).mean():+.2f} ± {(base - rnd).std(ddof=1):.2f} | "
+                  f"{(new - rnd).mean():+.2f} ± {(new - rnd).std(ddof=1):.2f} | "
+                  f"{x.mean():+.2f} ± {x.std(ddof=1):.2f} | {x.min():+.2f} |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["ours"])
+    if sys.argv[1:2] == ["--section1"]:
+        section1(*sys.argv[2:3])
+    else:
+        main(sys.argv[1:] or ["ours"])
