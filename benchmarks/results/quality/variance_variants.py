@@ -7,6 +7,7 @@ coreset, bald: the peers of the matrix's summary table). Writes nothing.
 
     python benchmarks/results/quality/variance_variants.py "ours" "ours:variance_temperature=1,alpha=0.01" ...
     python benchmarks/results/quality/variance_variants.py --section1 [variant]   # section 1's tables
+    python benchmarks/results/quality/variance_variants.py --paired BASE VARIANT  # per-cell pairs
 """
 import glob
 import json
@@ -109,8 +110,27 @@ def section1(out=os.path.join(HERE, "s1_variance"), variant="alpha_reliability=h
                   f"{x.mean():+.2f} ± {x.std(ddof=1):.2f} | {x.min():+.2f} |")
 
 
+def paired(base, variant):
+    """Per cell: ``variant`` − ``base`` paired over the 5 seeds (mean ± std, worst seed)."""
+    runs = load()
+    print(f"| family | dataset | `{variant}` − `{base}` (paired, 5 seeds) | worst seed |")
+    print("|---|---|---|---|")
+    ahead = 0
+    for f in FAMILIES:
+        for d in DATASETS:
+            x = np.array([runs[(d, f, variant, sd)] - runs[(d, f, base, sd)] for sd in range(5)
+                          if (d, f, variant, sd) in runs and (d, f, base, sd) in runs])
+            if len(x) < 5:
+                continue
+            ahead += x.mean() > 0
+            print(f"| {f} | {d} | {x.mean():+.2f} ± {x.std(ddof=1):.2f} | {x.min():+.2f} |")
+    print(f"\nahead in {ahead} cells")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--section1"]:
-        section1(*sys.argv[2:3])
+    if sys.argv[1:2] == ["--paired"]:
+        paired(*sys.argv[2:4])
+    elif sys.argv[1:2] == ["--section1"]:
+        section1(**({"variant": sys.argv[2]} if len(sys.argv) > 2 else {}))
     else:
         main(sys.argv[1:] or ["ours"])
