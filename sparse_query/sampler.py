@@ -34,13 +34,14 @@ from .backends import pool_backend
 from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._kinds import choose_embedding, leaf_logits
+from ._variance import (check_variance_params, labeled_reliability, reliability_factor,
+                        resolve_variance_temperature)
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
 SOLVERS = ("auto", "greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
 ALPHA_SCALES = ("pool", "none")
-ALPHA_RELIABILITIES = ("held-out", "held-out-squared")
 
 
 class SparseApproxSampler(QueryStrategy):
@@ -79,20 +80,10 @@ class SparseApproxSampler(QueryStrategy):
         bias gradient scales like ``1/b``: at the paper's ``alpha ~ 1`` uncertainty is
         negligible on any real pool (on 1,700 digits it is ~1e-4 of the bias term). ``"pool"``
         uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
-    alpha_reliability : None or "held-out", default=None
-        ``"held-out"`` multiplies ``alpha`` by the model's chance-corrected cross-validated
-        accuracy on the labeled set, ``kappa = max(0, (acc - 1/K) / (1 - 1/K))`` (``K``: the
-        classes of the labeled set)
-        (:func:`~sparse_query.embeddings.reliability.heldout_reliability`: 3 folds, each a
-        clone of the model -- of every member, for a committee -- fitted on the other two):
-        the variance term trusts the model's label distribution only as far as the model
-        predicts labels it has not seen. It costs three extra fits per query and needs the
-        labeled set (a modAL learner's, or ``X_labeled`` / ``y_labeled``, at least 6 points).
-        ``"held-out-squared"`` multiplies by ``kappa^2``: under the belief that the model's label
-        is right with probability ``kappa`` beyond chance (``Q_j = kappa P_j + (1 - kappa) / K``),
-        the variance bonus of a tied point over an untied one shrinks about like ``kappa^2``
-        (0.06 of its ``kappa = 1`` value at 0.2, 0.41 at 0.5, 0.78 at 0.7 with 10 classes).
-        ``None``: ``alpha`` as given.
+    alpha_reliability : {None, "held-out", "held-out-squared"}, default=None
+        Multiplies ``alpha`` by ``kappa`` (or ``kappa^2``), the model's chance-corrected 3-fold
+        cross-validated accuracy on the labeled set (three extra fits per query; details in
+        :mod:`sparse_query._variance`). ``None``: ``alpha`` as given.
     beta : float, default=1e-3
         Weight of the stabiliser ``beta ||w - 1||^2``.
     tau : float, default=1.0
@@ -134,18 +125,9 @@ default="auto"
         1 and ``"auto"`` in the ablation in ``BENCHMARKS.md``; ``"auto"`` calibrates to about
         0.5 on digits, which is worse.
     variance_temperature : float or None, default=None
-        Decouples the variance term from the bias term's label distribution. ``None`` (the
-        paper's eq. 14): ``sigma_j`` is taken under ``P_j = softmax(z_j / T)``, the same
-        distribution as ``e_j``; at the default ``T = 0.01`` that is zero except on points
-        whose top two logits are within a few ``T`` of each other (ties), so the variance
-        term picks ties. A number ``T_v >= 0``: ``sigma_j`` is taken under
-        ``Q_j = softmax(z_j / T_v)`` while ``e_j`` keeps ``P_j``; ``T_v = 1`` is the spread of
-        the last-layer gradient under the model's own probabilities, an uncertainty that is
-        non-zero wherever the model is unsure (:func:`~sparse_query.embeddings.gradient_embedding`).
-        Applies to the gradient, leaf-gradient and committee-gradient embeddings (a committee:
-        ``softmax(log P_j / T_v)`` of its mean probabilities); the posterior embedding has no
-        temperature and refuses it. The scale of ``sigma`` changes with it, so ``alpha`` needs
-        its own value (measured in ``benchmarks/results/quality/variance_variants.md``).
+        ``T_v >= 0``: ``sigma_j`` under ``softmax(z_j / T_v)`` while ``e_j`` keeps ``P_j``
+        (``1``: the model's own probabilities; :mod:`sparse_query._variance`). ``None``: under
+        ``P_j`` (eq. 14). The posterior embedding refuses a number.
     validation_data : (X_val, y_val), optional
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
@@ -191,14 +173,10 @@ default="auto"
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
-    reliability_ : float or None
-        ``kappa`` of ``alpha_reliability`` (None when it is None); ``alpha_effective_``
-        includes its factor.
-    heldout_accuracy_ : float or None
-        The cross-validated accuracy behind ``reliability_``.
+    reliability_, heldout_accuracy_ : float or None
+        ``kappa`` of ``alpha_reliability`` and its cross-validated accuracy (None without it).
     variance_temperature_ : float or None
-        The temperature ``sigma`` was taken under: ``variance_temperature`` when given, else
-        ``temperature_`` (None for the posterior embedding).
+        The temperature ``sigma`` was taken under (None for the posterior embedding).
     temperature_refit_ : bool
         Whether the last fit trained a clone of the model for ``temperature="auto"`` (False
         when the calibration of the same fitted model was reused).
@@ -298,13 +276,7 @@ default="auto"
         check_option(self.solver, "solver", SOLVERS)
         check_float(self.alpha, "alpha", min_val=0.0)
         check_option(self.alpha_scale, "alpha_scale", ALPHA_SCALES)
-        if self.alpha_reliability is not None and (
-                not isinstance(self.alpha_reliability, str)
-                or self.alpha_reliability not in ALPHA_RELIABILITIES):
-            raise ValueError(f"alpha_reliability={self.alpha_reliability!r} must be None (alpha "
-                             "as given), 'held-out' (alpha times the model's chance-corrected "
-                             "cross-validated accuracy kappa) or 'held-out-squared' (times "
-                             "kappa^2).")
+        check_variance_params(self.alpha_reliability, self.variance_temperature)
         check_float(self.beta, "beta", min_val=0.0)
         check_float(self.tau, "tau", min_val=0.0, min_inclusive=False)
         check_int(self.max_iter, "max_iter", min_val=1)
@@ -321,14 +293,6 @@ default="auto"
                 )
         else:
             check_float(self.temperature, "temperature", min_val=0.0)
-        if self.variance_temperature is not None:
-            if isinstance(self.variance_temperature, str):
-                raise ValueError(
-                    f"variance_temperature={self.variance_temperature!r} must be None (sigma "
-                    "under the label distribution of `temperature`) or a number >= 0 (1: the "
-                    "model's own probabilities); 'auto' is not supported for it."
-                )
-            check_float(self.variance_temperature, "variance_temperature", min_val=0.0)
         if self.validation_data is not None:
             if not isinstance(self.validation_data, (tuple, list)) or len(self.validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, y_val) or None.")
@@ -389,14 +353,7 @@ default="auto"
         self.temperature_source_ = None
         self.variance_temperature_ = None
         self._single_class = False
-        vt = None if self.variance_temperature is None else float(self.variance_temperature)
-        if kind == "posterior" and vt is not None:
-            raise ValueError(
-                f"variance_temperature={self.variance_temperature!r} applies to the gradient, "
-                "leaf-gradient and committee-gradient embeddings only; this model's embedding "
-                "is 'posterior' (no temperature). Pass variance_temperature=None, or "
-                "embedding='gradient' for a model with a last linear layer."
-            )
+        vt = resolve_variance_temperature(kind, self.variance_temperature)
 
         def temperature():  # resolved only for a model that knows two classes or more
             if kind == "committee-gradient":
@@ -427,32 +384,14 @@ default="auto"
             self._single_class = True
         else:
             if self.alpha_reliability is not None:
-                self.reliability_, self.heldout_accuracy_ = self._reliability(
-                    est, classifier, X_labeled, y_labeled)
+                self.reliability_, self.heldout_accuracy_ = labeled_reliability(
+                    est, classifier, X_labeled, y_labeled, self.random_state)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
-
-    def _reliability(self, est, classifier, X_labeled, y_labeled):
-        from .adapters._common import _is_committee
-        from .embeddings.reliability import heldout_reliability
-
-        if X_labeled is None or y_labeled is None:
-            X_labeled, y_labeled = adapters.get_labeled_data(classifier)
-        if X_labeled is None or y_labeled is None:
-            raise ValueError("alpha_reliability='held-out' needs the labeled set: use a modAL "
-                             "learner (its X_training / y_training) or pass X_labeled and "
-                             "y_labeled to fit, or pass alpha_reliability=None.")
-        from .adapters._ensembles import _column_labels
-
-        members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
-                   if _is_committee(est) else [est])
-        # chance 1 / (the classes of the labeled set), the classes the model was trained on
-        return heldout_reliability(members, X_labeled, y_labeled, random_state=self.random_state,
-                                   column_labels=_column_labels)
 
     #: IHT's starts (solvers.proximal_iht's ``init``); None: the solver's default.
     #: query_dask sets "zero", its start before issue 16; the benchmark harness sets others
@@ -480,9 +419,7 @@ default="auto"
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
-        if self.reliability_ is not None:
-            alpha *= self.reliability_ ** (2 if self.alpha_reliability == "held-out-squared"
-                                           else 1)
+        alpha *= reliability_factor(self.alpha_reliability, self.reliability_)
         self.alpha_effective_ = alpha
         # copies of one point are grouped on the exact embedding (before any sketch), so a
         # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")
