@@ -355,7 +355,6 @@ BAD_PARAMS = [
     ({"embedding": "bayes"}, ValueError, r"embedding='bayes' is not one of"),
     ({"temperature": "hot"}, ValueError, r"temperature='hot' must be 'auto' or a number >= 0"),
     ({"temperature": -0.5}, ValueError, r"temperature=-0.5 must be >= 0"),
-    ({"variance_temperature": -0.5}, ValueError, r"variance_temperature=-0.5 must be >= 0"),
     ({"validation_data": [1, 2, 3]}, ValueError, r"validation_data must be a pair"),
     ({"n_posterior_samples": 1}, ValueError, r"n_posterior_samples=1 must be >= 2"),
     ({"sketch_dim": 0}, ValueError, r"sketch_dim=0 must be >= 1"),

@@ -86,28 +86,24 @@ class PoolBackend:
     def n(self) -> int:
         return int(self.X.shape[0])
 
-    def gradient(self, est, temperature, *, variance_temperature=None) -> PoolEmbedding | None:
+    def gradient(self, est, temperature) -> PoolEmbedding | None:
         """The last-layer gradient embedding (paper eq. 14); ``temperature()`` gives ``T`` and
-        is called only when the model knows at least two classes (None otherwise);
-        ``variance_temperature`` (None or a float) is the embedding's ``T_v`` of sigma."""
+        is called only when the model knows at least two classes (None otherwise)."""
         raise NotImplementedError
 
     def posterior(self, est, *, n_samples: int, random_state) -> PoolEmbedding | None:
         """The posterior loss-sample embedding (eq. 13); None for a single-class model."""
         raise NotImplementedError
 
-    def leaf_gradient(self, est, temperature, *, class_blocks: bool,
-                      variance_temperature=None) -> PoolEmbedding | None:
+    def leaf_gradient(self, est, temperature, *, class_blocks: bool) -> PoolEmbedding | None:
         """The gradient embedding on a tree ensemble's one-hot leaf indicators
-        (:mod:`sparse_query.adapters._trees`); ``temperature`` and ``variance_temperature``
-        as in :meth:`gradient`;
+        (:mod:`sparse_query.adapters._trees`); ``temperature`` as in :meth:`gradient`;
         ``class_blocks``: boosting's class-block gradients instead of the full outer product."""
         raise NotImplementedError
 
-    def committee_gradient(self, est, temperature, *,
-                           variance_temperature=None) -> PoolEmbedding | None:
+    def committee_gradient(self, est, temperature) -> PoolEmbedding | None:
         """Every committee member's last-layer gradients under the committee's labels;
-        ``temperature`` and ``variance_temperature`` as in :meth:`gradient`."""
+        ``temperature`` as in :meth:`gradient`."""
         raise NotImplementedError
 
     def solve_device(self, device: torch.device) -> torch.device:

@@ -64,7 +64,7 @@ class DaskBackend(PoolBackend):
         self.client = resolve_client(client)
         self.timeout = timeout
 
-    def gradient(self, est, temperature, *, variance_temperature=None):
+    def gradient(self, est, temperature):
         from .dask_blocks import dask_gradient_embedding, dask_last_layer
         from .dask_operator import DaskOperator
 
@@ -73,8 +73,7 @@ class DaskBackend(PoolBackend):
             K, d = int(Z.shape[1]), int(F.shape[1])
             if K < 2:
                 return None
-            A, H, sigma = dask_gradient_embedding(F, Z, temperature=temperature(), bias=bias,
-                                                  variance_temperature=variance_temperature)
+            A, H, sigma = dask_gradient_embedding(F, Z, temperature=temperature(), bias=bias)
             op = DaskOperator._build(self.client, self.dtype, self.timeout, A, H, extra=[sigma])
         sig = gather(self.client, op._extra, self.timeout)[0]
         return PoolEmbedding(op, torch.as_tensor(sig), K * (d + int(bias)))
@@ -82,10 +81,10 @@ class DaskBackend(PoolBackend):
     def posterior(self, est, *, n_samples, random_state):
         raise self._unsupported("posterior")
 
-    def leaf_gradient(self, est, temperature, *, class_blocks, variance_temperature=None):
+    def leaf_gradient(self, est, temperature, *, class_blocks):
         raise self._unsupported("leaf-gradient")
 
-    def committee_gradient(self, est, temperature, *, variance_temperature=None):
+    def committee_gradient(self, est, temperature):
         raise self._unsupported("committee-gradient")
 
     @staticmethod

@@ -77,25 +77,18 @@ def dask_last_layer(estimator, X, *, batch_size: int = 1024):
     return out[:, :d], out[:, d:], bool(probe.bias)
 
 
-def _embed_block(F, Z, temperature, bias, n, variance_temperature=None):
+def _embed_block(F, Z, temperature, bias, n):
     from ..embeddings import _expected_onehot_distance, gradient_embedding
-    from ..embeddings._gradient_core import _label_distribution
 
-    Z = torch.as_tensor(Z)
-    emb = gradient_embedding(Z, torch.as_tensor(F), temperature=temperature, bias=bias)
+    emb = gradient_embedding(torch.as_tensor(Z), torch.as_tensor(F), temperature=temperature,
+                             bias=bias)
     # gradient_embedding divides sigma by the block's size; the pool's 1/n is global, so
-    # recompute it with the same expression and the pool size n (under the variance
-    # temperature's distribution when one is given, as gradient_embedding does).
-    Q = emb.probs
-    if variance_temperature is not None:
-        z = Z.to(emb.a.dtype)
-        Q = _label_distribution(z, torch.softmax(z, dim=1), variance_temperature)
-    sigma = torch.linalg.vector_norm(emb.h, dim=1) * _expected_onehot_distance(Q) / n
+    # recompute it with the same expression and the pool size n.
+    sigma = torch.linalg.vector_norm(emb.h, dim=1) * _expected_onehot_distance(emb.probs) / n
     return torch.cat([emb.a, emb.h, sigma[:, None]], dim=1).numpy()
 
 
-def dask_gradient_embedding(features, logits, *, temperature: float, bias: bool = True,
-                            variance_temperature=None):
+def dask_gradient_embedding(features, logits, *, temperature: float, bias: bool = True):
     """The last-layer gradient embedding (paper eq. 14) of a dask pool, block by block.
 
     The same maths as :func:`sparse_query.embeddings.gradient_embedding`, including the global
@@ -108,8 +101,6 @@ def dask_gradient_embedding(features, logits, *, temperature: float, bias: bool 
     temperature : float
         ``T >= 0`` of the label distribution ``P_j = softmax(z_j / T)`` (0: one-hot limit).
     bias : bool, default=True
-    variance_temperature : float or None, default=None
-        ``T_v`` of the distribution sigma is taken under (as for ``gradient_embedding``).
 
     Returns
     -------
@@ -122,14 +113,10 @@ def dask_gradient_embedding(features, logits, *, temperature: float, bias: bool 
         raise TypeError(f"temperature={temperature!r} must be a number >= 0 here; resolve 'auto' "
                         "with sparse_query.embeddings.estimate_temperature first.")
     temperature = check_float(temperature, "temperature", min_val=0.0)
-    from ..embeddings.gradient import check_variance_temperature
-
-    variance_temperature = check_variance_temperature(variance_temperature)
     (F, Z), _ = align_rows((features, logits), ("features", "logits"))
     n, d = F.shape
     K = Z.shape[1]
     dh = d + (1 if bias else 0)
-    out = da.map_blocks(_embed_block, F, Z, temperature, bool(bias), n, variance_temperature,
-                        dtype=F.dtype,
+    out = da.map_blocks(_embed_block, F, Z, temperature, bool(bias), n, dtype=F.dtype,
                         chunks=(F.chunks[0], (K + dh + 1,)), meta=np.empty((0, 0), F.dtype))
     return out[:, :K], out[:, K:K + dh], out[:, K + dh]

@@ -24,7 +24,7 @@ __all__ = ["InMemoryBackend"]
 class InMemoryBackend(PoolBackend):
     """Pools held by this process; see :class:`~sparse_query.backends.PoolBackend`."""
 
-    def gradient(self, est, temperature, *, variance_temperature=None):
+    def gradient(self, est, temperature):
         ll = adapters.last_layer_outputs(est, self.X, batch_size=self.batch_size, device=None,
                                          progress=self.progress)
         if ll.logits.shape[1] < 2:
@@ -32,8 +32,7 @@ class InMemoryBackend(PoolBackend):
         # the bias column of h~ = [h, 1] stays implicit for dense features: no n x (d + 1)
         # copy of H; sparse features stay sparse (problem_sparse)
         emb = gradient_embedding(ll.logits, ll.features, temperature=temperature(),
-                                 bias=ll.bias, variance_temperature=variance_temperature,
-                                 _implicit_bias=True)
+                                 bias=ll.bias, _implicit_bias=True)
         return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
 
     def posterior(self, est, *, n_samples, random_state):
@@ -46,7 +45,7 @@ class InMemoryBackend(PoolBackend):
         emb = posterior_embedding(probs)
         return PoolEmbedding(DenseOperator(emb.e), emb.sigma, emb.e.shape[1])
 
-    def leaf_gradient(self, est, temperature, *, class_blocks, variance_temperature=None):
+    def leaf_gradient(self, est, temperature, *, class_blocks):
         ll = leaf_last_layer(est, self.X, batch_size=self.batch_size, progress=self.progress)
         if ll.logits.shape[1] < 2:
             return None
@@ -54,19 +53,17 @@ class InMemoryBackend(PoolBackend):
         if ll.column_class is not None and class_blocks:  # boosting: logit k reads its trees
             op, sigma = class_block_gradient_embedding(
                 ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,
-                dtype=self.dtype, variance_temperature=variance_temperature)
+                dtype=self.dtype)
             return PoolEmbedding(op, sigma, op.space_shape[0])
         # the indicators stay CSR (one non-zero per tree and row): the sparse operator
-        emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias,
-                                 variance_temperature=variance_temperature)
+        emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
         return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
 
-    def committee_gradient(self, est, temperature, *, variance_temperature=None):
+    def committee_gradient(self, est, temperature):
         parts = committee_last_layers(est, self.X, batch_size=self.batch_size)
         if parts[0][0].shape[1] < 2:
             return None
         op, sigma, _ = committee_gradient_embedding(
             [z for z, _, _ in parts], [h for _, h, _ in parts], temperature=temperature(),
-            biases=[b for _, _, b in parts], dtype=self.dtype,
-            variance_temperature=variance_temperature)
+            biases=[b for _, _, b in parts], dtype=self.dtype)
         return PoolEmbedding(op, sigma, op.space_shape[0])

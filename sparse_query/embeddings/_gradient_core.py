@@ -103,15 +103,14 @@ def _expected_onehot_distance(P: torch.Tensor) -> torch.Tensor:
 
 
 def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bias: bool,
-                        chunk_size: int, implicit_bias: bool = False,
-                        variance_temperature: float | None = None) -> GradientEmbedding:
+                        chunk_size: int, implicit_bias: bool = False) -> GradientEmbedding:
     """Unchecked core of :func:`gradient_embedding` (same-dtype, same-device, finite inputs).
 
     ``implicit_bias=True`` (with ``bias``) returns ``h`` itself, no ``n x (d + 1)`` copy, and
     marks the bias column implicit (``GradientEmbedding.ones_column``)."""
     n = z.shape[0]
     implicit = bool(bias and implicit_bias)
-    a, P_out, dist = _class_factors(z, temperature, chunk_size, variance_temperature)
+    a, P_out, dist = _class_factors(z, temperature, chunk_size)
     if implicit:
         h_out = h
     else:
@@ -132,13 +131,10 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
                              ones_column=implicit)
 
 
-def _class_factors(z: torch.Tensor, temperature: float, chunk_size: int,
-                   variance_temperature: float | None = None):
+def _class_factors(z: torch.Tensor, temperature: float, chunk_size: int):
     """The class side of the gradient embedding, in chunks of rows: ``a = p - P``, the label
-    distribution ``P`` and ``E_{y~Q} ||Q - onehot(y)||`` (n,), where ``Q = P`` unless a
-    ``variance_temperature`` ``T_v`` is given (then ``Q = softmax(z / T_v)``; ``T_v = 1`` is the
-    model's own ``p``). Shared by the dense and the sparse (``embeddings.gradient_sparse``)
-    embeddings, which differ only in ``h``."""
+    distribution ``P`` and ``E_{y~P} ||P - onehot(y)||`` (n,). Shared by the dense and the sparse
+    (``embeddings.gradient_sparse``) embeddings, which differ only in ``h``."""
     n, K = z.shape
     a = torch.empty((n, K), dtype=z.dtype, device=z.device)
     P_out = torch.empty((n, K), dtype=z.dtype, device=z.device)
@@ -150,7 +146,5 @@ def _class_factors(z: torch.Tensor, temperature: float, chunk_size: int,
         P = _label_distribution(zc, p, temperature)
         a[sl] = p - P
         P_out[sl] = P
-        Q = P if variance_temperature is None else _label_distribution(zc, p,
-                                                                       variance_temperature)
-        dist[sl] = _expected_onehot_distance(Q)
+        dist[sl] = _expected_onehot_distance(P)
     return a, P_out, dist

@@ -9,9 +9,6 @@ committee's label distribution ``Q_j = softmax(log P_j / T)``::
     e_j     = (1/M) [ (p_j^m - Q_j) (outer) h~_j^m ]_{m=1..M}
     sigma_j = (1/n) (1/M) sqrt(sum_m ||h~_j^m||^2) sum_y Q_j(y) ||Q_j - onehot(y)||
 
-A ``variance_temperature`` ``T_v`` takes ``sigma_j`` under ``softmax(log P_j / T_v)`` instead
-of ``Q_j`` (``T_v = 1``: the committee's own ``P_j``); ``e_j`` keeps ``Q_j``.
-
 With ``M = 1`` this is :func:`~sparse_query.embeddings.gradient_embedding` exactly (``log p_j`` and
 ``z_j`` differ by a constant per row, so ``softmax(log p_j / T) = softmax(z_j / T)``). Each block
 stays factored; :class:`ConcatOperator` presents the blocks to the solvers as one operator whose
@@ -29,7 +26,7 @@ __all__ = ["committee_gradient_embedding", "class_block_gradient_embedding"]
 
 
 def committee_gradient_embedding(member_logits, member_features, *, temperature: float,
-                                 biases, dtype=None, variance_temperature=None):
+                                 biases, dtype=None):
     """The committee gradient embedding (module docstring) as a :class:`ConcatOperator`.
 
     Parameters
@@ -44,9 +41,6 @@ def committee_gradient_embedding(member_logits, member_features, *, temperature:
         Whether member ``m``'s last layer has a bias (appends a column of ones to ``h^m``).
     dtype : torch.dtype, optional
         dtype of the returned operator and sigma (computed in float64 when any input is).
-    variance_temperature : float or None, default=None
-        ``T_v >= 0``: ``sigma`` under ``softmax(log P_j / T_v)`` (module docstring); None:
-        under ``Q_j``.
 
     Returns
     -------
@@ -80,15 +74,13 @@ def committee_gradient_embedding(member_logits, member_features, *, temperature:
             h = torch.cat([h, torch.ones((n, 1), dtype=dtype)], dim=1)
         sq += (h * h).sum(dim=1)
         blocks.append(((p - Q) / M, h))
-    Qv = Q if variance_temperature is None else _label_distribution(
-        logP, P, float(variance_temperature))
-    sigma = sq.sqrt() / M * _expected_onehot_distance(Qv) / n
+    sigma = sq.sqrt() / M * _expected_onehot_distance(Q) / n
     blocks = [FactoredOperator(a.to(out).contiguous(), h.to(out).contiguous()) for a, h in blocks]
     return ConcatOperator(blocks), sigma.to(out), P
 
 
 def class_block_gradient_embedding(logits, features, column_class, *, temperature: float,
-                                   bias: bool, dtype=None, variance_temperature=None):
+                                   bias: bool, dtype=None):
     """Exact last-layer gradient embedding of a model whose logit ``k`` reads only its own features.
 
     Gradient boosting adds, for class ``k``, the values of the leaves of class ``k``'s trees:
@@ -110,8 +102,6 @@ def class_block_gradient_embedding(logits, features, column_class, *, temperatur
     bias : bool
         Whether each fed logit has a learned constant (a column of ones in its block).
     dtype : torch.dtype, optional
-    variance_temperature : float or None, default=None
-        ``T_v >= 0``: ``sigma`` with ``softmax(z_j / T_v)`` in place of ``P_j``; None: ``P_j``.
 
     Returns
     -------
@@ -137,8 +127,6 @@ def class_block_gradient_embedding(logits, features, column_class, *, temperatur
         hsq[:, k] = (hk * hk).sum(dim=1)
         blocks.append(FactoredOperator((p - P)[:, k:k + 1].to(out).contiguous(),
                                        hk.to(out).contiguous()))
-    if variance_temperature is not None:  # the spread under a second label distribution
-        P = _label_distribution(z, p, float(variance_temperature))
     eye = torch.eye(K, dtype=torch.float64)
     diff2 = (P[:, None, :] - eye[None, :, :]) ** 2             # (n, y, k)
     norms = (diff2 * hsq[:, None, :]).sum(dim=2).sqrt()          # (n, y)

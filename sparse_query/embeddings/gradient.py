@@ -15,8 +15,7 @@ from .gradient_sparse import _sparse_gradient_embedding
 
 
 def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool = True,
-                       chunk_size: int = 65536, variance_temperature: float | None = None,
-                       _implicit_bias: bool = False) -> GradientEmbedding:
+                       chunk_size: int = 65536, _implicit_bias: bool = False) -> GradientEmbedding:
     """Expected last-layer cross-entropy gradients and their spread (paper eq. 14).
 
     For a model with penultimate features ``h_j``, logits ``z_j = W h_j + c`` and
@@ -30,15 +29,6 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
 
     ``e_j`` is returned factored (``a_j = p_j - P_j`` and ``h~_j = [h_j, 1]``), never as an
     ``n x K(d+1)`` matrix.
-
-    With ``variance_temperature=T_v`` the spread is taken under a second label distribution
-    ``Q_j = softmax(z_j / T_v)`` while ``e_j`` keeps ``P_j``::
-
-        sigma_j = (1/n) ||[h_j, 1]|| sum_y Q_j(y) ||Q_j - onehot(y)||
-
-    (``T_v = 1``: ``Q_j = p_j``, the spread of the gradient under the model's own predictive
-    distribution, an expected-gradient-length uncertainty that is non-zero wherever the model
-    is unsure, not only where its top logits are within a few ``T`` of each other).
 
     The two limits of the temperature:
 
@@ -67,9 +57,6 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         Whether the last layer has a bias; if so ``h~_j = [h_j, 1]``, else ``h~_j = h_j``.
     chunk_size : int, default=65536
         Rows processed at once; bounds the temporary memory.
-    variance_temperature : float or None, default=None
-        ``T_v >= 0`` of the distribution ``Q_j`` that ``sigma`` is taken under (see above);
-        ``None`` uses ``P_j`` itself (the paper's eq. 14). ``0`` gives ``sigma = 0``.
 
     Returns
     -------
@@ -89,7 +76,6 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         raise TypeError(f"temperature={temperature!r} must be a number >= 0 here; resolve "
                         "'auto' with sparse_query.embeddings.estimate_temperature first.")
     temperature = check_float(temperature, "temperature", min_val=0.0)
-    variance_temperature = check_variance_temperature(variance_temperature)
     if not isinstance(bias, (bool, np.bool_)):
         raise TypeError(f"bias must be True or False; got {bias!r}.")
     chunk_size = _check_chunk_size(chunk_size)
@@ -100,7 +86,7 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         if z.shape[1] < 2:
             raise ValueError(f"logits has {z.shape[1]} column(s); need n_classes >= 2.")
         return _sparse_gradient_embedding(z, features, float(temperature), bool(bias),
-                                          chunk_size, variance_temperature)
+                                          chunk_size)
     h = _as_float_tensor(features, "features", 2)
     n, K = z.shape
     if n == 0:
@@ -117,16 +103,4 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
     dtype = torch.float64 if torch.float64 in (z.dtype, h.dtype) else torch.float32
     z, h = z.to(dtype), h.to(dtype)
     return _gradient_embedding(z, h, float(temperature), bool(bias), chunk_size,
-                               implicit_bias=bool(_implicit_bias),
-                               variance_temperature=variance_temperature)
-
-
-def check_variance_temperature(value):
-    """``variance_temperature`` checked: None, or a finite number >= 0 returned as float."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        raise TypeError(f"variance_temperature={value!r} must be None (take sigma under the "
-                        "label distribution of `temperature`) or a number >= 0 (1 is the "
-                        "model's own probabilities); 'auto' is not supported for it.")
-    return check_float(value, "variance_temperature", min_val=0.0)
+                               implicit_bias=bool(_implicit_bias))

@@ -5,8 +5,7 @@
 label distribution are computed exactly as for dense features; the feature factor stays a
 CSR matrix ``h~_j = [h_j, 1]`` (the bias column is ``n`` explicit non-zeros) and
 ``sigma_j = (1/n) ||h~_j|| sum_y P_j(y) ||P_j - onehot(y)||`` takes ``||h~_j||`` from the
-sparse row norms (``Q_j = softmax(z_j / T_v)`` in place of ``P_j`` there when a
-``variance_temperature`` is given). Memory: ``O(n K)`` plus one copy of the features (for the bias column).
+sparse row norms. Memory: ``O(n K)`` plus one copy of the features (for the bias column).
 Feed the result to :func:`sparse_query.operators.sparse.factored_operator` (or
 ``SparseApproxProblem((emb.a, emb.h), emb.sigma, b)``) to solve on it without densifying.
 """
@@ -52,8 +51,7 @@ class SparseGradientEmbedding(GradientEmbedding):
 
 
 def _sparse_gradient_embedding(z: torch.Tensor, features, temperature: float, bias: bool,
-                               chunk_size: int, variance_temperature: float | None = None,
-                               ) -> SparseGradientEmbedding:
+                               chunk_size: int) -> SparseGradientEmbedding:
     """Core of :func:`gradient_embedding` for sparse ``features``; ``z`` checked, finite."""
     n, K = z.shape
     src64 = (features.dtype == torch.float64 if isinstance(features, torch.Tensor)
@@ -70,6 +68,6 @@ def _sparse_gradient_embedding(z: torch.Tensor, features, temperature: float, bi
     if bias:
         H = append_ones_column(H)
     hnorm = torch.from_numpy(np.sqrt(row_sqnorms(H))).to(dtype=dtype, device=z.device)
-    a, P_out, dist = _class_factors(z, temperature, chunk_size, variance_temperature)
+    a, P_out, dist = _class_factors(z, temperature, chunk_size)
     sigma = hnorm * dist / n
     return SparseGradientEmbedding(a=a, h=H, sigma=sigma, probs=P_out, temperature=temperature)
