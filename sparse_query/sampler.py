@@ -34,6 +34,7 @@ from .backends import pool_backend
 from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._kinds import choose_embedding, leaf_logits
+from ._reliability import check_alpha_reliability, labeled_reliability, reliability_factor
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
@@ -60,13 +61,11 @@ class SparseApproxSampler(QueryStrategy):
     solver : {"auto", "greedy", "iht"}, default="auto"
         Greedy adds one point per step (cost O(n * m * b) or less); proximal IHT updates the
         whole batch per iteration (one pass over the pool per iteration, independent of b).
-        ``"auto"`` takes whichever costs fewer multiply-adds per pool row for this pool and
-        batch (with the sketch when ``sketch_dim="auto"`` finds that it pays): greedy's
-        ``b`` steps against IHT's 20-odd passes (:func:`sparse_query._plan.plan`). Small batches (``b`` up to
-        about ``2 (K + d)`` passes' worth -- every batch of the digits, MNIST and MNIST-1D
-        benchmarks) get greedy, large ones IHT, whose cost does not grow with ``b``; the
-        choice is in ``solver_``. A Dask pool resolves ``"auto"`` to IHT (greedy costs a
-        round trip per point there).
+        ``"auto"`` takes whichever costs fewer multiply-adds per pool row (with the sketch when
+        ``sketch_dim="auto"`` finds that it pays; :func:`sparse_query._plan.plan`): small
+        batches (every batch of the digits, MNIST and MNIST-1D benchmarks) get greedy, large
+        ones IHT, whose cost does not grow with ``b``; the choice is in ``solver_``. A Dask
+        pool resolves ``"auto"`` to IHT (greedy costs a round trip per point there).
     alpha : float, default=0.1
         Weight of the variance (uncertainty) term; ``0`` is representation only. How it enters
         the objective depends on ``alpha_scale``. The default comes from the ablation in
@@ -78,6 +77,10 @@ class SparseApproxSampler(QueryStrategy):
         bias gradient scales like ``1/b``: at the paper's ``alpha ~ 1`` uncertainty is
         negligible on any real pool (on 1,700 digits it is ~1e-4 of the bias term). ``"pool"``
         uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
+    alpha_reliability : {None, "held-out", "held-out-squared"}, default=None
+        Multiplies ``alpha`` by ``kappa`` (or ``kappa^2``), the model's chance-corrected 3-fold
+        cross-validated accuracy on the labeled set (three extra fits per query; details in
+        :mod:`sparse_query._reliability`). ``None``: ``alpha`` as given.
     beta : float, default=1e-3
         Weight of the stabiliser ``beta ||w - 1||^2``.
     tau : float, default=1.0
@@ -109,33 +112,27 @@ default="auto"
         Calibrates the label distribution ``P_j = softmax(z_j / T)`` of the gradient embedding.
         ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
         gives BADGE's hallucinated-label embedding with ``sigma = 0`` (pure representation).
-        ``"auto"`` fits ``T`` by temperature scaling on held-out labeled data (see
-        :func:`~sparse_query.embeddings.estimate_temperature`): on ``validation_data`` when
-        given, else on a clone of the model fitted on 70% of the labeled set. That clone is fitted
-        once per fitted model and labeled set (cached on the model; ``temperature_refit_`` says
-        whether a call did it), with the global random generators seeded from
-        ``random_state`` and restored afterwards, so the caller's global random state never
-        changes. Pass ``validation_data`` to avoid the extra fit altogether. The default 0.01 beat 0.1, 0.5,
-        1 and ``"auto"`` in the ablation in ``BENCHMARKS.md``; ``"auto"`` calibrates to about
-        0.5 on digits, which is worse.
+        ``"auto"`` fits ``T`` by temperature scaling on held-out labeled data
+        (:func:`~sparse_query.embeddings.estimate_temperature`): on ``validation_data`` when
+        given, else on a clone of the model fitted on 70% of the labeled set, once per fitted
+        model and labeled set (cached; ``temperature_refit_`` says whether a call fitted it;
+        the global random generators are restored afterwards). The default 0.01 beat 0.1, 0.5,
+        1 and ``"auto"`` (about 0.5 on digits) in the ablation in ``BENCHMARKS.md``.
     validation_data : (X_val, y_val), optional
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
-        Posterior draws for MC dropout and variational layers (ensembles use their members).
-        When the net's only dropout layer feeds its last ``nn.Linear`` the draws run on cached
-        penultimate features (one forward pass), so hundreds of draws cost little.
+        Posterior draws for MC dropout and variational layers (ensembles use their members);
+        a net whose only dropout feeds its last ``nn.Linear`` draws on cached features.
     sketch_dim : "auto", int or None, default="auto"
         Replace the embedding by a random sketch of this dimension
-        (:func:`~sparse_query.problem.sketch`): much
-        faster solvers on large pools with wide gradient embeddings; ``None`` is exact.
-        ``"auto"`` sketches to 256 dimensions when the pool has more than 10,000 points, the
-        exact embedding has more than 1,024 dimensions *and* the sketch is cheaper than the
-        exact solve by an operation count (building it costs ``n (K + d) 256``: for IHT's
-        20-odd passes at K = 10 that is more than it saves, for greedy on large batches far
-        less; see ``sparse_query._plan._cost``), and stays exact otherwise. 256 is where the batch chosen on the sketch scores within noise of
-        the exact batch on the exact problem (``benchmarks/results/scale.md``). On a Dask
-        pool there is no operation count (a pass costs a round trip to the cluster whatever
-        its arithmetic): ``"auto"`` sketches whenever the first two conditions hold.
+        (:func:`~sparse_query.problem.sketch`): faster solvers on large pools with wide
+        gradient embeddings; ``None`` is exact. ``"auto"`` sketches to 256 dimensions when the
+        pool has more than 10,000 points, the exact embedding more than 1,024 dimensions *and*
+        an operation count finds the sketch cheaper than the exact solve (building it costs
+        ``n (K + d) 256``: more than it saves for IHT's 20-odd passes at K = 10, far less for
+        greedy on large batches; ``sparse_query._plan._cost``). At 256 the sketched batch
+        scores within noise of the exact one (``benchmarks/results/scale.md``). A Dask pool
+        has no operation count: there ``"auto"`` sketches whenever the size conditions hold.
     batch_size : int, default=1024
         Pool rows per inference chunk.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
@@ -163,6 +160,8 @@ default="auto"
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
+    reliability_, heldout_accuracy_ : float or None
+        ``kappa`` of ``alpha_reliability`` and its cross-validated accuracy (None without it).
     temperature_refit_ : bool
         Whether the last fit trained a clone of the model for ``temperature="auto"`` (False
         when the calibration of the same fitted model was reused).
@@ -222,13 +221,14 @@ default="auto"
 
     _kept_attributes = QueryStrategy._kept_attributes + (
         "embedding_kind_", "temperature_", "temperature_source_", "temperature_refit_",
+        "reliability_", "heldout_accuracy_",
         "solver_", "sketch_dim_",
         "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
         "result_", "embedding_time_", "solve_time_",
     )
 
     def __init__(self, solver: str = "auto", *, alpha: float = 0.1, alpha_scale: str = "pool",
-                 beta: float = 1e-3,
+                 alpha_reliability=None, beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
                  embedding: str = "auto", temperature=0.01,
                  validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
@@ -237,6 +237,7 @@ default="auto"
         self.solver = solver
         self.alpha = alpha
         self.alpha_scale = alpha_scale
+        self.alpha_reliability = alpha_reliability
         self.beta = beta
         self.tau = tau
         self.max_iter = max_iter
@@ -259,6 +260,7 @@ default="auto"
         check_option(self.solver, "solver", SOLVERS)
         check_float(self.alpha, "alpha", min_val=0.0)
         check_option(self.alpha_scale, "alpha_scale", ALPHA_SCALES)
+        check_alpha_reliability(self.alpha_reliability)
         check_float(self.beta, "beta", min_val=0.0)
         check_float(self.tau, "tau", min_val=0.0, min_inclusive=False)
         check_int(self.max_iter, "max_iter", min_val=1)
@@ -357,9 +359,12 @@ default="auto"
             emb = self._backend.committee_gradient(est, temperature)
         else:
             emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks)
+        self.reliability_ = self.heldout_accuracy_ = None
         if emb is None:
             self._single_class = True
         else:
+            self.reliability_, self.heldout_accuracy_ = labeled_reliability(
+                self.alpha_reliability, est, classifier, X_labeled, y_labeled, self.random_state)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
@@ -393,6 +398,7 @@ default="auto"
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
+        alpha *= reliability_factor(self.alpha_reliability, self.reliability_)
         self.alpha_effective_ = alpha
         # copies of one point are grouped on the exact embedding (before any sketch), so a
         # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")

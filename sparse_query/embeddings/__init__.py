@@ -24,6 +24,8 @@ Where each lives:
   :func:`posterior_embedding`;
 - :mod:`~sparse_query.embeddings.temperature` -- :func:`fit_temperature`,
   :func:`estimate_temperature`;
+- :mod:`~sparse_query.embeddings.reliability` -- :func:`heldout_reliability`, the
+  chance-corrected cross-validated accuracy behind ``alpha_reliability="held-out"``;
 - :mod:`~sparse_query.embeddings._inputs` -- the input checks they share.
 """
 from ._gradient_core import GradientEmbedding

@@ -1,0 +1,136 @@
+"""Tables of variance_variants.md: variants of ``ours`` beside the default, paired against random.
+
+Reads the per-run records under ``benchmarks/results/quality/<dataset>_<family>/`` (written by
+``benchmarks/bench_quality.py``) and prints, per (family, dataset), each strategy's AUC − random
+(mean ± sample std over seeds, worst seed) and its gap to the best peer (modal-ubs, badge,
+coreset, bald: the peers of the matrix's summary table). Writes nothing.
+
+    python benchmarks/results/quality/variance_variants.py "ours" "ours:variance_temperature=1,alpha=0.01" ...
+    python benchmarks/results/quality/variance_variants.py --section1 [variant]   # section 1's tables
+    python benchmarks/results/quality/variance_variants.py --paired BASE VARIANT  # per-cell pairs
+"""
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAMILIES = ("rf", "et", "bagging", "committee-sk", "mc-dropout", "vlinear")
+DATASETS = ("digits", "mnist", "mnist1d")
+PEERS = ("modal-ubs", "badge", "coreset", "bald")
+
+
+def load():
+    runs = {}
+    for f in glob.glob(os.path.join(HERE, "*", "*_seed*.json")):
+        with open(f) as fh:
+            r = json.load(fh)
+        c = r["config"]
+        runs[(c["dataset"], c["family"], c["strategy"], c["seed"])] = r["auc"] * 100
+    return runs
+
+
+def diffs(runs, d, f, s, seeds=range(5)):
+    out = [runs[(d, f, s, sd)] - runs[(d, f, "random", sd)] for sd in seeds
+           if (d, f, s, sd) in runs and (d, f, "random", sd) in runs]
+    return np.array(out)
+
+
+def best_peer(runs, d, f):
+    cands = [(diffs(runs, d, f, p).mean(), p) for p in PEERS if len(diffs(runs, d, f, p)) == 5]
+    return max(cands) if cands else (None, None)
+
+
+def main(strategies):
+    runs = load()
+    head = "| family | dataset | best peer | " + " | ".join(f"`{s}`" for s in strategies) + " |"
+    print(head)
+    print("|---|---|---|" + "---|" * len(strategies))
+    totals = {s: [] for s in strategies}
+    gaps = {s: [] for s in strategies}
+    for f in FAMILIES:
+        for d in DATASETS:
+            bp, name = best_peer(runs, d, f)
+            cells = []
+            for s in strategies:
+                x = diffs(runs, d, f, s)
+                if len(x) < 5:
+                    cells.append(f"({len(x)} seeds)")
+                    continue
+                totals[s].append(x.mean())
+                gaps[s].append(x.mean() - bp)
+                cells.append(f"{x.mean():+.2f} ± {x.std(ddof=1):.2f} (worst {x.min():+.2f}; "
+                             f"gap {x.mean() - bp:+.2f})")
+            print(f"| {f} | {d} | {name}: {bp:+.2f} | " + " | ".join(cells) + " |")
+    print()
+    print("| strategy | cells | mean AUC − random | mean gap to best peer | cells gap < −1 | "
+          "worst gap | cells with a seed below random |")
+    print("|---|---|---|---|---|---|---|")
+    for s in strategies:
+        if not totals[s]:
+            continue
+        below = sum(diffs(runs, d, f, s).min() < 0 for f in FAMILIES for d in DATASETS
+                    if len(diffs(runs, d, f, s)) == 5)
+        g = np.array(gaps[s])
+        print(f"| `{s}` | {len(g)} | {np.mean(totals[s]):+.2f} | {g.mean():+.2f} | "
+              f"{int((g < -1).sum())} | {g.min():+.2f} | {below} |")
+
+
+
+
+def section1(out=os.path.join(HERE, "s1_variance"), variant="alpha_reliability=held-out"):
+    """Section 1's tables (sparse_query.benchmark runs under ``out``): each solver at its
+    defaults and with ``variant``, paired over seeds against the default and random."""
+    runs = {}
+    for f in glob.glob(os.path.join(out, "*", "*_seed*.json")):
+        with open(f) as fh:
+            r = json.load(fh)
+        c = r["config"]
+        runs[(c["dataset"], c["model"], c["strategy"], c["seed"])] = r["auc"] * 100
+    cells = sorted({(d, m) for d, m, _, _ in runs})
+    print("| table | solver | seeds | default AUC | default − random | variant − random | "
+          "variant − default (paired) | worst seed |")
+    print("|---|---|---|---|---|---|---|---|")
+    for d, m in cells:
+        for sv in ("ours-greedy", "ours-iht"):
+            var = f"{sv}:{variant}"
+            seeds = sorted(sd for dd, mm, s, sd in runs if (dd, mm, s) == (d, m, var)
+                           and (d, m, sv, sd) in runs and (d, m, "random", sd) in runs)
+            if not seeds:
+                continue
+            base = np.array([runs[(d, m, sv, sd)] for sd in seeds])
+            new = np.array([runs[(d, m, var, sd)] for sd in seeds])
+            rnd = np.array([runs[(d, m, "random", sd)] for sd in seeds])
+            x = new - base
+            print(f"| {d} {m} | {sv} | {len(seeds)} | {base.mean():.2f} | "
+                  f"{(base - rnd).mean():+.2f} ± {(base - rnd).std(ddof=1):.2f} | "
+                  f"{(new - rnd).mean():+.2f} ± {(new - rnd).std(ddof=1):.2f} | "
+                  f"{x.mean():+.2f} ± {x.std(ddof=1):.2f} | {x.min():+.2f} |")
+
+
+def paired(base, variant):
+    """Per cell: ``variant`` − ``base`` paired over the 5 seeds (mean ± std, worst seed)."""
+    runs = load()
+    print(f"| family | dataset | `{variant}` − `{base}` (paired, 5 seeds) | worst seed |")
+    print("|---|---|---|---|")
+    ahead = 0
+    for f in FAMILIES:
+        for d in DATASETS:
+            x = np.array([runs[(d, f, variant, sd)] - runs[(d, f, base, sd)] for sd in range(5)
+                          if (d, f, variant, sd) in runs and (d, f, base, sd) in runs])
+            if len(x) < 5:
+                continue
+            ahead += x.mean() > 0
+            print(f"| {f} | {d} | {x.mean():+.2f} ± {x.std(ddof=1):.2f} | {x.min():+.2f} |")
+    print(f"\nahead in {ahead} cells")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--paired"]:
+        paired(*sys.argv[2:4])
+    elif sys.argv[1:2] == ["--section1"]:
+        section1(**({"variant": sys.argv[2]} if len(sys.argv) > 2 else {}))
+    else:
+        main(sys.argv[1:] or ["ours"])
