@@ -224,7 +224,8 @@ DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 def summarise(out):
     """Collect every run under ``out``: per (dataset, family, strategy) mean AUC and paired diffs."""
     runs = {}
-    for root, _, files in os.walk(out):
+    for root, dirs, files in os.walk(out):
+        dirs[:] = [d for d in dirs if d != "s1_variance"]  # section-1 harness records, not cells
         for f in files:
             if f.endswith(".json") and "_seed" in f:
                 with open(os.path.join(root, f)) as fh:

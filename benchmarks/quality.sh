@@ -32,5 +32,10 @@ $B --seeds 0 1 2 3 4 --families committee-skorch --datasets mnist1d digits mnist
    --strategies "ours:alpha=0.03"
 $B --seeds 0 1 2 3 4 --families gb --datasets mnist1d digits mnist \
    --strategies "ours:embedding=leaf-gradient,alpha=0.03"
+# alpha_reliability (opt-in): alpha times the model's chance-corrected held-out accuracy; the
+# variance_temperature rows of results/quality/variance_variants.md need commit 215305a
+$B --seeds 0 1 2 3 4 --families rf et bagging committee-sk mc-dropout vlinear \
+   --datasets mnist1d digits mnist --strategies "ours:alpha_reliability=held-out" \
+   "ours:alpha_reliability=held-out,alpha=0.3" "ours:alpha_reliability=held-out-squared,alpha=0.3"
 python benchmarks/diag_leaf_ties.py
 python benchmarks/diag_near_ties.py
