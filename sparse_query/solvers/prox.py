@@ -49,10 +49,16 @@ def topk_lowest_index(score: torch.Tensor, k: int, *, largest: bool = True,
 def prox_score(s, sigma, alpha: float, rule: str = "exact"):
     """The score :func:`hard_threshold_prox` ranks by, and whether it keeps the largest."""
     sigma = torch.as_tensor(sigma, dtype=s.dtype, device=s.device)
-    sig2 = sigma * sigma
-    if rule == "exact":
-        return 0.5 * s.clamp(min=0) ** 2 + alpha * sig2, True
-    return 0.5 * (-s).clamp(min=0) ** 2 - alpha * sig2, False
+    return _score(s, alpha * (sigma * sigma), rule)
+
+
+def _score(s, alpha_sig2, rule):
+    """``1/2 [s]_+^2 + alpha sigma^2`` (exact; keep the largest) or ``1/2 [-s]_+^2 - alpha
+    sigma^2`` (paper; keep the smallest), formed in place on one new tensor."""
+    exact = rule == "exact"
+    score = s.clamp(min=0) if exact else s.neg().clamp_(min=0)
+    score.square_().mul_(0.5)
+    return (score.add_(alpha_sig2) if exact else score.sub_(alpha_sig2)), exact
 
 
 def hard_threshold_prox(s, sigma, alpha: float, b: int, *, rule: str = "exact"):
@@ -121,20 +127,16 @@ class PoolVectors:
     def prox(self, u, z_idx, z_val, mu, rule):
         """:func:`hard_threshold_prox` at ``s = z - mu u``: the kept indices and ``s`` there.
 
-        The same numbers as :func:`prox_score` (``alpha sigma^2`` is formed once per problem,
-        the score in place): IHT's escape tries up to ``2 max_halvings + 1`` step lengths, each
-        a prox over the whole pool."""
+        ``alpha sigma^2`` is formed once per problem: IHT's escape tries up to
+        ``2 max_halvings + 1`` step lengths, each a prox over the whole pool."""
         check_option(rule, "prox", PROX_RULES)
         s = u * -mu
         s[z_idx] += z_val
         if self._alpha_sig2 is None:
             sigma = torch.as_tensor(self.problem.sigma, dtype=s.dtype, device=s.device)
             self._alpha_sig2 = self.problem.alpha * (sigma * sigma)
-        exact = rule == "exact"
-        score = s.clamp(min=0) if exact else s.neg().clamp_(min=0)
-        score.square_().mul_(0.5)
-        score = score.add_(self._alpha_sig2) if exact else score.sub_(self._alpha_sig2)
-        sel = topk_lowest_index(score, self.problem.b, largest=exact, tiebreak=s)
+        score, largest = _score(s, self._alpha_sig2, rule)
+        sel = topk_lowest_index(score, self.problem.b, largest=largest, tiebreak=s)
         return sel, s[sel]
 
     def sigma2(self, idx):
