@@ -22,14 +22,20 @@ DATASETS = ("digits", "mnist", "mnist1d")
 PEERS = ("modal-ubs", "badge", "coreset", "bald")
 
 
-def load():
+def _aucs(root, kind):
+    """AUC (in points) of every ``<root>/*/*_seed*.json`` record by (dataset, ``kind``,
+    strategy, seed); ``kind`` is the matrix's "family" or section 1's "model"."""
     runs = {}
-    for f in glob.glob(os.path.join(HERE, "*", "*_seed*.json")):
+    for f in glob.glob(os.path.join(root, "*", "*_seed*.json")):
         with open(f) as fh:
             r = json.load(fh)
         c = r["config"]
-        runs[(c["dataset"], c["family"], c["strategy"], c["seed"])] = r["auc"] * 100
+        runs[(c["dataset"], c[kind], c["strategy"], c["seed"])] = r["auc"] * 100
     return runs
+
+
+def load():
+    return _aucs(HERE, "family")
 
 
 def diffs(runs, d, f, s, seeds=range(5)):
@@ -83,12 +89,7 @@ def main(strategies):
 def section1(out=os.path.join(HERE, "s1_variance"), variant="alpha_reliability=held-out"):
     """Section 1's tables (sparse_query.benchmark runs under ``out``): each solver at its
     defaults and with ``variant``, paired over seeds against the default and random."""
-    runs = {}
-    for f in glob.glob(os.path.join(out, "*", "*_seed*.json")):
-        with open(f) as fh:
-            r = json.load(fh)
-        c = r["config"]
-        runs[(c["dataset"], c["model"], c["strategy"], c["seed"])] = r["auc"] * 100
+    runs = _aucs(out, "model")
     cells = sorted({(d, m) for d, m, _, _ in runs})
     print("| table | solver | seeds | default AUC | default − random | variant − random | "
           "variant − default (paired) | worst seed |")
