@@ -37,5 +37,7 @@ $B --seeds 0 1 2 3 4 --families gb --datasets mnist1d digits mnist \
 $B --seeds 0 1 2 3 4 --families rf et bagging committee-sk mc-dropout vlinear \
    --datasets mnist1d digits mnist --strategies "ours:alpha_reliability=held-out" \
    "ours:alpha_reliability=held-out,alpha=0.3" "ours:alpha_reliability=held-out-squared,alpha=0.3"
+$B --seeds 0 1 2 3 4 --families committee-skorch --datasets digits mnist1d \
+   --strategies "ours:alpha_reliability=held-out"
 python benchmarks/diag_leaf_ties.py
 python benchmarks/diag_near_ties.py
