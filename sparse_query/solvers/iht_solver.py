@@ -198,9 +198,9 @@ def _iht_run(ctx, start, max_iter, tol, patience):
             if escape is None:
                 if step is None:  # w is a fixed point: no step lowers the objective
                     n_iter = t - 1
-                else:
-                    w = (step[0], step[1])
-                    history.append(step[3])
+                else:  # the settled step is taken: polish from its objective, not the last
+                    w, obj = (step[0], step[1]), step[3]
+                    history.append(obj)
                 converged = True
                 break
             step = escape
