@@ -3,7 +3,8 @@
 Every table sits between ``<!-- s1:NAME -->`` and ``<!-- /s1:NAME -->`` in benchmark.md and is
 rebuilt from the run records under ``benchmarks/results/s1`` (main tables) and
 ``benchmarks/results/s1_ablation`` with the harness's own summary (mean ± std over seeds, AUC
-paired against random on the same seed). ``s1:alpha`` pairs the ``alpha=0.03`` variants with the default and random on the same seeds.
+paired against random on the same seed). ``s1:alpha`` pairs the default with the earlier default (``alpha_reliability=None``) and with
+``alpha=0.03`` there, and each with random, on the same seeds.
 ``s1:compute`` gets the measured compute: the sum of
 the records' ``wall_time`` per table. Part of ``benchmarks/section1.sh``; run alone with
 
@@ -70,21 +71,27 @@ def _starts(by_folder) -> str:
     return "\n".join(out)
 
 
+#: the variants of ``s1:alpha``, each beside the default on the same seeds: the default before
+#: ``alpha_reliability="auto"`` (issue 14), and ``alpha=0.03`` at that earlier default
+ALPHA_VARIANTS = ("alpha_reliability=None", "alpha=0.03,alpha_reliability=None")
+
+
 def _alpha(by_folder) -> str:
-    """The ``alpha=0.03`` variant of each solver against the default (``alpha=0.1``) and random,
-    paired on the same seeds (issue 14's quality matrix put 0.03 ahead in 12 of 18 cells)."""
-    out = ["| table | solver | default AUC | alpha=0.03 AUC | alpha=0.03 − random, paired | "
-           "alpha=0.03 − default, paired |", "|---|---|---|---|---|---|"]
+    """Each variant of :data:`ALPHA_VARIANTS` of each solver against today's default
+    (``alpha=0.1``, ``alpha_reliability="auto"``) and random, paired on the same seeds."""
+    out = ["| table | solver | default AUC | variant | variant AUC | variant − random, paired | "
+           "default − variant, paired |", "|---|---|---|---|---|---|---|"]
     for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp", "mnist_lenet"):
         ds, model, get = _strategy_records(by_folder, name)
         for solver in ("ours-greedy", "ours-iht"):
-            default, variant, rand = get(solver), get(f"{solver}:alpha=0.03"), get("random")
-            if not (default and variant and rand):
-                continue
-            auc = lambda rs: np.mean([r["auc"] for r in rs]) * 100  # noqa: E731
-            out.append(f"| {ds} + {model} ({len(variant)} seeds) | {solver} "
-                       f"| {auc(default):.2f} | {auc(variant):.2f} "
-                       f"| {_paired(variant, rand)} | {_paired(variant, default)} |")
+            for v in ALPHA_VARIANTS:
+                default, variant, rand = get(solver), get(f"{solver}:{v}"), get("random")
+                if not (default and variant and rand):
+                    continue
+                auc = lambda rs: np.mean([r["auc"] for r in rs]) * 100  # noqa: E731
+                out.append(f"| {ds} + {model} ({len(variant)} seeds) | {solver} "
+                           f"| {auc(default):.2f} | `{v}` | {auc(variant):.2f} "
+                           f"| {_paired(variant, rand)} | {_paired(default, variant)} |")
     return "\n".join(out)
 
 

@@ -26,6 +26,7 @@ from .baselines import (
     RandomSampling,
 )
 from .problem import SolverResult, SparseApproxProblem
+from ._reliability import NearChanceWarning
 from .sampler import SparseApproxSampler, sparse_greedy, sparse_iht
 from .solvers import greedy, proximal_iht
 
@@ -35,6 +36,7 @@ __all__ = [
     "SparseApproxSampler",
     "sparse_greedy",
     "sparse_iht",
+    "NearChanceWarning",
     "RandomSampling",
     "EntropySampling",
     "MarginSampling",

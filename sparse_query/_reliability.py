@@ -1,6 +1,11 @@
 """How far the variance term trusts the model: ``SparseApproxSampler(alpha_reliability=...)``.
 
 ``alpha_reliability``
+    ``"auto"`` (the default) is :data:`AUTO_RULE` whenever it can be measured, and ``alpha`` as
+    given otherwise (no labeled set, fewer than 6 labeled points, a single labeled class, a model
+    that cannot be cloned and refitted): ``reliability_source_`` says which, as
+    ``"held-out"`` or ``"fallback: <reason>"`` (like ``temperature="auto"``). A clone that
+    fails to fit or predict also falls back, with a warning naming the error.
     ``"held-out"`` multiplies ``alpha`` by ``kappa = max(0, (acc - 1/K) / (1 - 1/K))``, the
     model's chance-corrected 3-fold cross-validated accuracy on the labeled set (``K``: the
     classes there; :func:`~sparse_query.embeddings.reliability.heldout_reliability`, clones of
@@ -10,53 +15,119 @@
     ``kappa`` beyond chance (``Q_j = kappa P_j + (1 - kappa) / K``) the variance bonus of a tied
     point over an untied one shrinks about like ``kappa^2`` (0.06 of its ``kappa = 1`` value at
     0.2, 0.41 at 0.5, 0.78 at 0.7, with 10 classes). Three extra fits per query; needs the
-    labeled set (a modAL learner's, or ``X_labeled`` / ``y_labeled``; at least 6 points).
+    labeled set (a modAL learner's, or ``X_labeled`` / ``y_labeled``; at least 6 points): the
+    explicit rules raise where ``"auto"`` falls back.
 
 Measured on the quality matrix in ``benchmarks/results/quality/variance_variants.md``
 (beside the rejected ``variance_temperature`` variants, whose code is not kept).
 """
 from __future__ import annotations
 
-from . import adapters
+import warnings
 
-ALPHA_RELIABILITIES = ("held-out", "held-out-squared")
+from . import adapters
+from ._temperature_cache import (
+    _RELIABILITIES,
+    _cached_temperature,
+    _store_temperature,
+    _temperature_key,
+)
+
+ALPHA_RELIABILITIES = ("auto", "held-out", "held-out-squared")
+
+#: the rule ``alpha_reliability="auto"`` applies when kappa can be measured (chosen on the
+#: quality matrix and re-checked on fresh seeds: benchmarks/results/quality_matrix.md)
+AUTO_RULE = "held-out"
 
 
 def check_alpha_reliability(alpha_reliability) -> None:
     """Raise on a bad ``alpha_reliability`` (the message names the fix)."""
     if alpha_reliability is not None and (not isinstance(alpha_reliability, str)
                                           or alpha_reliability not in ALPHA_RELIABILITIES):
-        raise ValueError(f"alpha_reliability={alpha_reliability!r} must be None (alpha as "
-                         "given), 'held-out' (alpha times the model's chance-corrected "
+        raise ValueError(f"alpha_reliability={alpha_reliability!r} must be 'auto' (the "
+                         f"default: {AUTO_RULE!r} when the labeled set allows it), None (alpha "
+                         "as given), 'held-out' (alpha times the model's chance-corrected "
                          "cross-validated accuracy kappa) or 'held-out-squared' (times kappa^2).")
 
 
 def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled,
                         random_state):
-    """``(kappa, accuracy)`` of :func:`heldout_reliability` for the (unwrapped) model ``est``
-    on the labeled set (given, or the modAL ``classifier``'s); ``(None, None)`` when
-    ``alpha_reliability`` is None (nothing is fitted)."""
+    """``(rule, kappa, accuracy, source)`` for the (unwrapped) model ``est`` on the labeled set
+    (given, or the modAL ``classifier``'s): ``rule`` is the resolved ``alpha_reliability``
+    (``"auto"`` -> :data:`AUTO_RULE`, or None when it fell back), ``kappa`` and ``accuracy``
+    those of :func:`~sparse_query.embeddings.reliability.heldout_reliability` (None without a
+    rule) and ``source`` ``"held-out"``, ``"fallback: <reason>"`` or None (nothing asked).
+    The explicit rules raise where ``"auto"`` falls back."""
     if alpha_reliability is None:
-        return None, None
+        return None, None, None, None
     from .adapters._common import _is_committee
     from .adapters._ensembles import _column_labels
-    from .embeddings.reliability import heldout_reliability
+    from .embeddings.reliability import ReliabilityError, heldout_reliability
 
+    auto = alpha_reliability == "auto"
+    rule = AUTO_RULE if auto else alpha_reliability
     if X_labeled is None or y_labeled is None:
         X_labeled, y_labeled = adapters.get_labeled_data(classifier)
     if X_labeled is None or y_labeled is None:
+        if auto:
+            return None, None, None, "fallback: no labeled data was given"
         raise ValueError(f"alpha_reliability={alpha_reliability!r} needs the labeled set: "
                          "use a modAL learner (its X_training / y_training) or pass X_labeled "
                          "and y_labeled to fit, or pass alpha_reliability=None.")
     members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
                if _is_committee(est) else [est])
-    # chance 1 / (the classes of the labeled set), the classes the model was trained on
-    return heldout_reliability(members, X_labeled, y_labeled, random_state=random_state,
-                               column_labels=_column_labels)
+    # once per fitted model, labeled set and integer seed (like temperature="auto")
+    key = _temperature_key(est, X_labeled, y_labeled, None, random_state)
+    hit = _cached_temperature(est, key, cache=_RELIABILITIES)
+    if hit is not None:
+        return (rule, *hit, "held-out")
+    try:
+        # chance 1 / (the classes of the labeled set), the classes the model was trained on
+        kappa, acc = heldout_reliability(members, X_labeled, y_labeled,
+                                         random_state=random_state,
+                                         column_labels=_column_labels)
+        _store_temperature(est, key, (kappa, acc), cache=_RELIABILITIES)
+    except ReliabilityError as exc:
+        if not auto:
+            raise
+        reason = str(exc).split(". Pass alpha_reliability")[0]
+        if exc.fit_failed:   # a clone failed to fit or predict: say so
+            warnings.warn(f"alpha_reliability='auto' fell back to alpha as given: {reason}.",
+                          UserWarning, stacklevel=4)
+        return None, None, None, f"fallback: {reason}"
+    return rule, kappa, acc, "held-out"
+
+
+class NearChanceWarning(UserWarning):
+    """A tree ensemble whose held-out accuracy is near chance (``kappa`` below
+    :data:`TREE_KAPPA_WARN`): the regime where the quality matrix measured every embedding of
+    ours below random sampling (tree ensembles on MNIST-1D; ``BENCHMARKS.md``). The batch is
+    what the method gives; filter this warning with ``warnings.simplefilter("ignore",
+    sparse_query.NearChanceWarning)``."""
+
+
+#: kappa below which a tree ensemble gets :class:`NearChanceWarning`: on the quality matrix
+#: forests, extra trees and bagging measured 0.00-0.18 on MNIST-1D (where the default lost to
+#: random on seeds 5-9) and 0.26 or more on digits and MNIST (where it won)
+TREE_KAPPA_WARN = 0.2
+
+
+def warn_near_chance(kind, kappa, est) -> None:
+    """Warn when a tree ensemble (``kind == "leaf-gradient"``) measured ``kappa`` below
+    :data:`TREE_KAPPA_WARN`."""
+    if kind != "leaf-gradient" or kappa is None or kappa >= TREE_KAPPA_WARN:
+        return
+    warnings.warn(
+        f"{type(est).__name__}'s held-out accuracy is near chance (kappa={kappa:.2f} < "
+        f"{TREE_KAPPA_WARN}). For tree ensembles in this regime (MNIST-1D in BENCHMARKS.md's "
+        "quality matrix) every embedding of SparseApproxSampler measured below random "
+        "sampling; modAL's uncertainty_batch_sampling measured above it. Consider it, or "
+        "random sampling, until the model is more accurate.", NearChanceWarning, stacklevel=4)
 
 
 def reliability_factor(alpha_reliability, kappa) -> float:
-    """The factor ``alpha`` is multiplied by: 1, ``kappa`` or ``kappa^2``."""
+    """The factor ``alpha`` is multiplied by: 1, ``kappa`` or ``kappa^2`` (``alpha_reliability``
+    is the resolved rule: ``"held-out"``, ``"held-out-squared"`` or None)."""
     if alpha_reliability is None or kappa is None:
         return 1.0
     return kappa ** 2 if alpha_reliability == "held-out-squared" else kappa

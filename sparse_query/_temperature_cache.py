@@ -1,7 +1,9 @@
-"""``temperature="auto"``'s cache: one calibration per fitted model, labeled set and seed.
+"""What the sampler fits on the labeled set, once per fitted model, labeled set and seed.
 
-Used by :class:`~sparse_query.SparseApproxSampler`; see the comment below for what is cached
-and when it is computed again.
+``temperature="auto"``'s calibration (:func:`auto_temperature`) and ``alpha_reliability``'s
+held-out accuracy (``sparse_query._reliability``) each fit clones of the user's model; both
+are cached here. Used by :class:`~sparse_query.SparseApproxSampler`; see the comment below
+for what is cached and when it is computed again.
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ __all__ = []
 # model's fitted state and of the data, so querying the same fitted model again -- from fit
 # and fit_query, from several learners or threads -- never re-trains. A model that is refit
 # (modAL's teach) hashes differently and is calibrated again, once.
+# alpha_reliability's kappa is cached the same way in _RELIABILITIES.
 _TEMPERATURES = weakref.WeakKeyDictionary()
+_RELIABILITIES = weakref.WeakKeyDictionary()
 _TEMPERATURES_LOCK = threading.Lock()
 
 
@@ -49,22 +53,50 @@ def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
     return None
 
 
-def _cached_temperature(est, key):
+def _cached_temperature(est, key, cache=_TEMPERATURES):
     if key is None:
         return None
     with _TEMPERATURES_LOCK:
         try:
-            hit = _TEMPERATURES.get(est)
+            hit = cache.get(est)
         except TypeError:
             return None
     return hit[1] if hit is not None and hit[0] == key else None
 
 
-def _store_temperature(est, key, value):
+def _store_temperature(est, key, value, cache=_TEMPERATURES):
     if key is None:
         return
     with _TEMPERATURES_LOCK:
         try:
-            _TEMPERATURES[est] = (key, value)
+            cache[est] = (key, value)
         except TypeError:  # not weak-referenceable: no cache
             pass
+
+
+def auto_temperature(temperature, est, classifier, X_labeled, y_labeled, validation_data,
+                     random_state, leaves=False):
+    """``(T, source, refit)`` for the sampler's ``temperature``: a number as given
+    (``"fixed"``), or ``"auto"`` calibrated on ``validation_data`` or a clone fitted on the
+    labeled set (given, or the modAL ``classifier``'s), cached per fitted model; ``refit``:
+    whether this call fitted a clone."""
+    from . import adapters
+    from ._kinds import leaf_logits
+    from .embeddings import DEFAULT_FALLBACK_TEMPERATURE, estimate_temperature
+
+    if not isinstance(temperature, str):
+        return float(temperature), "fixed", False
+    if X_labeled is None or y_labeled is None:
+        X_labeled, y_labeled = adapters.get_labeled_data(classifier)
+    if validation_data is None and (X_labeled is None or y_labeled is None):
+        return DEFAULT_FALLBACK_TEMPERATURE, "fallback: no labeled data was given", False
+    key = _temperature_key(est, X_labeled, y_labeled, validation_data, random_state)
+    hit = _cached_temperature(est, key)
+    if hit is not None:
+        return (*hit, False)
+    T, source = estimate_temperature(
+        est, X_labeled, y_labeled, logits_fn=leaf_logits if leaves else adapters.logits_fn,
+        validation=validation_data, random_state=random_state,
+    )
+    _store_temperature(est, key, (T, source))
+    return T, source, source == "held-out"

@@ -262,7 +262,8 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
     # the sampler's own pipeline with the Dask backend: alpha as given (alpha_scale="none"),
     # the gradient embedding at this temperature, the solver on the client's CPU
     sampler = SparseApproxSampler(
-        solver=solver, alpha=alpha, alpha_scale="none", beta=beta, max_iter=max_iter, tol=tol,
+        solver=solver, alpha=alpha, alpha_scale="none", alpha_reliability=None, beta=beta,
+        max_iter=max_iter, tol=tol,
         patience=patience, embedding="gradient", temperature=temperature,
         sketch_dim=sketch_dim, batch_size=batch_size, device="cpu", dtype=dtype,
         random_state=random_state,

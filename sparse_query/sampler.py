@@ -22,19 +22,22 @@ from ._utils import (
     resolve_dtype,
     torch_generator,
 )
-from .embeddings import estimate_temperature
 from ._plan import AUTO_SKETCH_DIM, AUTO_SKETCH_MIN_DIM, AUTO_SKETCH_MIN_POOL, plan  # noqa: F401
-from ._temperature_cache import (  # noqa: F401 - _TEMPERATURES: tests clear the cache here
+from ._temperature_cache import (  # noqa: F401 - tests clear the caches here
+    _RELIABILITIES,
     _TEMPERATURES,
-    _cached_temperature,
-    _store_temperature,
-    _temperature_key,
+    auto_temperature,
 )
 from .backends import pool_backend
 from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
-from ._kinds import choose_embedding, leaf_logits
-from ._reliability import check_alpha_reliability, labeled_reliability, reliability_factor
+from ._kinds import choose_embedding
+from ._reliability import (
+    check_alpha_reliability,
+    labeled_reliability,
+    reliability_factor,
+    warn_near_chance,
+)
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
@@ -77,10 +80,18 @@ class SparseApproxSampler(QueryStrategy):
         bias gradient scales like ``1/b``: at the paper's ``alpha ~ 1`` uncertainty is
         negligible on any real pool (on 1,700 digits it is ~1e-4 of the bias term). ``"pool"``
         uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
-    alpha_reliability : {None, "held-out", "held-out-squared"}, default=None
-        Multiplies ``alpha`` by ``kappa`` (or ``kappa^2``), the model's chance-corrected 3-fold
-        cross-validated accuracy on the labeled set (three extra fits per query; details in
-        :mod:`sparse_query._reliability`). ``None``: ``alpha`` as given.
+    alpha_reliability : {"auto", None, "held-out", "held-out-squared"}, default="auto"
+        Multiplies ``alpha`` by ``kappa`` (``"held-out"``) or ``kappa^2``, the model's
+        chance-corrected 3-fold cross-validated accuracy on the labeled set: the variance term
+        trusts the model's label distribution only as far as the model predicts labels it has
+        not seen (three extra fits of clones of the model per :meth:`fit`, of every member for
+        a committee; details in :mod:`sparse_query._reliability`). ``"auto"`` is
+        ``"held-out"`` when the labeled set allows it (a modAL learner's, or ``X_labeled`` /
+        ``y_labeled``: at least 6 points of 2 classes or more, a model ``sklearn.base.clone``
+        can copy) and ``alpha`` as given otherwise; ``alpha_reliability_`` and
+        ``reliability_source_`` say which. ``None``: ``alpha`` as given, nothing refitted (the
+        default before the quality matrix of ``BENCHMARKS.md`` measured ``"auto"`` ahead on
+        seeds 0-4 and on fresh seeds 5-9). The explicit rules raise where ``"auto"`` falls back.
     beta : float, default=1e-3
         Weight of the stabiliser ``beta ||w - 1||^2``.
     tau : float, default=1.0
@@ -160,8 +171,14 @@ default="auto"
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
         ``"fixed"``, ``"validation"``, ``"held-out"`` or ``"fallback: ..."``.
+    alpha_reliability_ : str or None
+        The rule the last :meth:`fit` applied: ``"held-out"``, ``"held-out-squared"`` or None
+        (``alpha`` as given: ``alpha_reliability=None``, or ``"auto"`` fell back).
     reliability_, heldout_accuracy_ : float or None
-        ``kappa`` of ``alpha_reliability`` and its cross-validated accuracy (None without it).
+        ``kappa`` and the cross-validated accuracy it comes from (None without a rule).
+    reliability_source_ : str or None
+        ``"held-out"``, ``"fallback: <reason>"`` (``"auto"`` could not measure ``kappa``) or
+        None (``alpha_reliability=None``).
     temperature_refit_ : bool
         Whether the last fit trained a clone of the model for ``temperature="auto"`` (False
         when the calibration of the same fitted model was reused).
@@ -221,14 +238,14 @@ default="auto"
 
     _kept_attributes = QueryStrategy._kept_attributes + (
         "embedding_kind_", "temperature_", "temperature_source_", "temperature_refit_",
-        "reliability_", "heldout_accuracy_",
+        "alpha_reliability_", "reliability_", "heldout_accuracy_", "reliability_source_",
         "solver_", "sketch_dim_",
         "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
         "result_", "embedding_time_", "solve_time_",
     )
 
     def __init__(self, solver: str = "auto", *, alpha: float = 0.1, alpha_scale: str = "pool",
-                 alpha_reliability=None, beta: float = 1e-3,
+                 alpha_reliability="auto", beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
                  embedding: str = "auto", temperature=0.01,
                  validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
@@ -299,29 +316,6 @@ default="auto"
             self._verbose = check_int(self.verbose, "verbose", min_val=0)
 
     # -- embedding ---------------------------------------------------------------------------
-    def _temperature(self, est, classifier, X_labeled, y_labeled, leaves=False):
-        self.temperature_refit_ = False
-        if not isinstance(self.temperature, str):
-            return float(self.temperature), "fixed"
-        if X_labeled is None or y_labeled is None:
-            X_labeled, y_labeled = adapters.get_labeled_data(classifier)
-        if self.validation_data is None and (X_labeled is None or y_labeled is None):
-            from .embeddings import DEFAULT_FALLBACK_TEMPERATURE
-
-            return DEFAULT_FALLBACK_TEMPERATURE, "fallback: no labeled data was given"
-        key = _temperature_key(est, X_labeled, y_labeled, self.validation_data,
-                               self.random_state)
-        hit = _cached_temperature(est, key)
-        if hit is not None:
-            return hit
-        T, source = estimate_temperature(
-            est, X_labeled, y_labeled, logits_fn=leaf_logits if leaves else adapters.logits_fn,
-            validation=self.validation_data, random_state=self.random_state,
-        )
-        self.temperature_refit_ = source == "held-out"
-        _store_temperature(est, key, (T, source))
-        return T, source
-
     def _fit(self, X_pool, classifier, X_labeled, y_labeled):
         # one path for every pool: adapt the model, let the pool's backend run it over the
         # rows and hold the embedding as an operator, solve on that operator (_query).
@@ -335,6 +329,7 @@ default="auto"
                                      **self.__dict__.get("_backend_options", {}))
         self.temperature_ = None
         self.temperature_source_ = None
+        self.temperature_refit_ = False
         self._single_class = False
 
         def temperature():  # resolved only for a model that knows two classes or more
@@ -345,8 +340,9 @@ default="auto"
                                      "(default 0.01).")
                 T, source = float(self.temperature), "fixed"
             else:
-                T, source = self._temperature(est, classifier, X_labeled, y_labeled,
-                                              leaves=kind == "leaf-gradient")
+                T, source, self.temperature_refit_ = auto_temperature(
+                    self.temperature, est, classifier, X_labeled, y_labeled,
+                    self.validation_data, self.random_state, leaves=kind == "leaf-gradient")
             self.temperature_, self.temperature_source_ = float(T), source
             return T
 
@@ -360,11 +356,14 @@ default="auto"
         else:
             emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks)
         self.reliability_ = self.heldout_accuracy_ = None
+        self.alpha_reliability_ = self.reliability_source_ = None
         if emb is None:
             self._single_class = True
         else:
-            self.reliability_, self.heldout_accuracy_ = labeled_reliability(
+            (self.alpha_reliability_, self.reliability_, self.heldout_accuracy_,
+             self.reliability_source_) = labeled_reliability(
                 self.alpha_reliability, est, classifier, X_labeled, y_labeled, self.random_state)
+            warn_near_chance(kind, self.reliability_, est)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
@@ -398,7 +397,7 @@ default="auto"
         alpha = float(self.alpha)
         if self.alpha_scale == "pool":
             alpha *= float(self.n_pool_) ** 2 / n_instances
-        alpha *= reliability_factor(self.alpha_reliability, self.reliability_)
+        alpha *= reliability_factor(self.alpha_reliability_, self.reliability_)
         self.alpha_effective_ = alpha
         # copies of one point are grouped on the exact embedding (before any sketch), so a
         # batch never spends two labels on one point (SparseApproxProblem, duplicates="group")

@@ -81,7 +81,7 @@ def test_sampler_alpha_reliability_scales_alpha(digits):
     sq.query(10)
     assert sq.reliability_ == s.reliability_
     assert sq.alpha_effective_ == pytest.approx(0.1 * len(pool) ** 2 / 10 * s.reliability_ ** 2)
-    plain = SparseApproxSampler(solver="greedy", device="cpu").fit(pool, al)
+    plain = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability=None).fit(pool, al)
     assert plain.reliability_ is None
     plain.query(10)
     assert plain.alpha_effective_ == pytest.approx(0.1 * len(pool) ** 2 / 10)
@@ -103,8 +103,8 @@ def test_sampler_alpha_reliability_on_a_committee(digits):
 def test_sampler_rejects_bad_alpha_reliability(digits, value):
     X, y = digits
     model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
-    with pytest.raises(ValueError, match=r"alpha_reliability=.* must be None \(alpha as given\), "
-                                         r"'held-out' .* or 'held-out-squared'"):
+    with pytest.raises(ValueError, match=r"alpha_reliability=.* must be 'auto' .*None \(alpha "
+                                         r"as given\), 'held-out' .* or 'held-out-squared'"):
         SparseApproxSampler(alpha_reliability=value).fit(X[60:100], model)
 
 
@@ -154,3 +154,117 @@ def test_heldout_reliability_says_when_a_clone_cannot_be_fitted(digits):
     with pytest.raises(ReliabilityError, match=r"could not fit or predict a clone .*RuntimeError: "
                                                r"boom.*alpha_reliability=None"):
         heldout_reliability([_FailsToFit()], X[:30], y[:30], random_state=0)
+
+
+# -- alpha_reliability="auto": the rule when it can be measured, alpha as given otherwise ------
+
+def test_auto_applies_the_rule_when_the_labeled_set_allows_it(digits):
+    modAL = pytest.importorskip("modAL")
+    from sparse_query._reliability import AUTO_RULE, reliability_factor
+
+    X, y = digits
+    al = modAL.models.ActiveLearner(LogisticRegression(max_iter=300), X_training=X[:60],
+                                    y_training=y[:60])
+    pool = X[60:300]
+    auto = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="auto",
+                               random_state=0).fit(pool, al)
+    auto.query(10)
+    rule = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability=AUTO_RULE,
+                               random_state=0).fit(pool, al)
+    idx_rule = rule.query(10)
+    assert auto.alpha_reliability_ == AUTO_RULE and auto.reliability_source_ == "held-out"
+    assert auto.reliability_ == rule.reliability_ and 0.0 < auto.reliability_ < 1.0
+    assert auto.alpha_effective_ == pytest.approx(
+        0.1 * len(pool) ** 2 / 10 * reliability_factor(AUTO_RULE, auto.reliability_))
+    np.testing.assert_array_equal(auto.indices_, idx_rule)
+
+
+@pytest.mark.parametrize("case", ["no labels", "4 labels", "one class"])
+def test_auto_falls_back_to_alpha_as_given(digits, case):
+    X, y = digits
+    model = LogisticRegression(max_iter=300).fit(X[:60], y[:60])
+    pool = X[60:300]
+    labeled = {"no labels": {}, "4 labels": dict(X_labeled=X[:4], y_labeled=y[:4]),
+               "one class": dict(X_labeled=X[y == 3][:20], y_labeled=y[y == 3][:20])}[case]
+    reason = {"no labels": "no labeled data was given", "4 labels": "at least 6 labeled points",
+              "one class": "at least 2 classes"}[case]
+    auto = SparseApproxSampler(solver="greedy", device="cpu", random_state=0,
+                               alpha_reliability="auto").fit(pool, model, **labeled)
+    plain = SparseApproxSampler(solver="greedy", device="cpu", random_state=0,
+                                alpha_reliability=None).fit(pool, model, **labeled)
+    np.testing.assert_array_equal(auto.query(10), plain.query(10))
+    assert auto.alpha_reliability_ is None and auto.reliability_ is None
+    assert auto.reliability_source_.startswith("fallback: ") and reason in auto.reliability_source_
+    assert auto.alpha_effective_ == plain.alpha_effective_ == pytest.approx(0.1 * 240 ** 2 / 10)
+    assert plain.reliability_source_ is None and plain.alpha_reliability_ is None
+    if case != "no labels":            # the explicit rule raises where auto falls back
+        from sparse_query.embeddings.reliability import ReliabilityError
+        with pytest.raises(ReliabilityError, match=reason):
+            SparseApproxSampler(alpha_reliability="held-out").fit(pool, model, **labeled)
+
+
+class _Unclonable(LogisticRegression):
+    """Fits and embeds like LogisticRegression, but its constructor copies its parameter, which
+    ``sklearn.base.clone`` refuses (RuntimeError: the constructor modifies a parameter)."""
+
+    def __init__(self, tags=("a",)):
+        super().__init__(max_iter=300)
+        self.tags = list(tags)
+
+
+def test_auto_falls_back_quietly_on_a_model_clone_cannot_copy(digits, recwarn):
+    X, y = digits
+    model = _Unclonable().fit(X[:60], y[:60])
+    s = SparseApproxSampler(solver="greedy", device="cpu", random_state=0).set_params(
+        alpha_reliability="auto").fit(X[60:200], model, X_labeled=X[:60], y_labeled=y[:60])
+    assert s.reliability_source_.startswith("fallback: ") and "clone" in s.reliability_source_
+    assert not [w for w in recwarn if "alpha_reliability" in str(w.message)]
+
+
+def test_auto_warns_when_a_clone_fails_to_fit(digits):
+    X, y = digits
+    model = _FailsToFit(broken=False).fit(X[:30], y[:30])
+    model.classes_ = np.unique(y[:30])
+    from sparse_query.embeddings.reliability import ReliabilityError
+
+    Xl, yl = X[:30], y[:30]
+    with pytest.raises(ReliabilityError, match="could not fit or predict a clone"):
+        from sparse_query._reliability import labeled_reliability
+        labeled_reliability("held-out", _FailsToFit(), None, Xl, yl, 0)
+    with pytest.warns(UserWarning, match=r"alpha_reliability='auto' fell back to alpha as "
+                                         r"given: .*RuntimeError: boom"):
+        from sparse_query._reliability import labeled_reliability
+        rule, kappa, acc, source = labeled_reliability("auto", _FailsToFit(), None, Xl, yl, 0)
+    assert (rule, kappa, acc) == (None, None, None) and source.startswith("fallback: ")
+
+
+def test_a_tree_ensemble_near_chance_is_warned_about():
+    """Random labels: a forest's held-out accuracy is at chance, the regime where the quality
+    matrix measured the sampler below random for tree ensembles; a linear model is not warned
+    (nets and linear models stayed above random there)."""
+    import warnings
+
+    from sparse_query import NearChanceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 8))
+    y = rng.integers(0, 5, size=400)                 # labels independent of X
+    forest = RandomForestClassifier(20, random_state=0).fit(X[:90], y[:90])
+    with pytest.warns(NearChanceWarning, match=r"RandomForestClassifier's held-out accuracy "
+                                               r"is near chance \(kappa=0\.\d\d < 0\.2\)"):
+        s = SparseApproxSampler(random_state=0, device="cpu").fit(
+            X[90:], forest, X_labeled=X[:90], y_labeled=y[:90])
+    assert s.reliability_ < 0.2 and s.embedding_kind_ == "leaf-gradient"
+    lr = LogisticRegression(max_iter=300).fit(X[:90], y[:90])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearChanceWarning)
+        SparseApproxSampler(random_state=0, device="cpu").fit(X[90:], lr, X_labeled=X[:90],
+                                                              y_labeled=y[:90])
+    # an accurate forest is not warned about
+    y_ok = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
+    forest.fit(X[:90], y_ok[:90])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearChanceWarning)
+        s = SparseApproxSampler(random_state=0, device="cpu").fit(
+            X[90:], forest, X_labeled=X[:90], y_labeled=y_ok[:90])
+    assert s.reliability_ >= 0.2

@@ -345,7 +345,7 @@ BAD_PARAMS = [
     ({"alpha": -1.0}, ValueError, r"alpha=-1.0 must be >= 0"),
     ({"alpha": "big"}, TypeError, r"alpha must be a real number"),
     ({"alpha_scale": "log"}, ValueError, r"alpha_scale='log' is not one of \['none', 'pool'\]"),
-    ({"alpha_reliability": "cv"}, ValueError, r"alpha_reliability='cv' must be None"),
+    ({"alpha_reliability": "cv"}, ValueError, r"alpha_reliability='cv' must be 'auto'"),
     ({"beta": float("inf")}, ValueError, r"beta=inf must be finite"),
     ({"tau": 0.0}, ValueError, r"tau=0.0 must be > 0"),
     ({"max_iter": 0}, ValueError, r"max_iter=0 must be >= 1"),

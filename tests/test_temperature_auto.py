@@ -56,7 +56,8 @@ def test_auto_temperature_keeps_global_rng_and_calibrates_once(make, data):
     torch.manual_seed(123)
     model = make().fit(X, y)
     FITS["n"] = 0
-    s = SparseApproxSampler(temperature="auto", device="cpu", random_state=0)
+    s = SparseApproxSampler(temperature="auto", alpha_reliability=None, device="cpu",
+                            random_state=0)
     before = _states()
     a = s.fit_query(pool, model, 10, X_labeled=X, y_labeled=y)
     _assert_same(before, _states())
@@ -86,7 +87,7 @@ def test_auto_temperature_with_validation_data_never_fits(data):
     model = CountingLR(max_iter=300).fit(X[:100], y[:100])
     FITS["n"] = 0
     s = SparseApproxSampler(temperature="auto", validation_data=(X[100:], y[100:]),
-                            device="cpu", random_state=0)
+                            alpha_reliability=None, device="cpu", random_state=0)
     s.fit_query(pool, model, 5)
     assert FITS["n"] == 0 and s.temperature_source_ == "validation"
     assert not s.temperature_refit_
@@ -99,7 +100,39 @@ def test_auto_temperature_caches_a_net_that_joblib_cannot_hash(data):
                       max_epochs=2, train_split=None, verbose=0,
                       predict_nonlinearity=lambda out: torch.softmax(out, -1)).fit(X, y)
     FITS["n"] = 0
-    s = SparseApproxSampler(temperature="auto", device="cpu", random_state=0)
+    s = SparseApproxSampler(temperature="auto", alpha_reliability=None, device="cpu",
+                            random_state=0)
     s.fit_query(pool, net, 5, X_labeled=X, y_labeled=y)
     s.fit_query(pool, net, 5, X_labeled=X, y_labeled=y)
     assert FITS["n"] == 1
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CountingNet(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)),
+                        criterion=nn.CrossEntropyLoss, max_epochs=3, train_split=None,
+                        verbose=0, batch_size=32),
+    lambda: CountingLR(max_iter=300),
+], ids=["skorch", "logreg"])
+def test_alpha_reliability_keeps_global_rng_and_measures_once(make, data):
+    """The default alpha_reliability="auto" fits 3 clones (one per fold) with the global
+    generators preserved, once per fitted model and labeled set, like temperature="auto"."""
+    X, y, pool = data
+    torch.manual_seed(123)
+    model = make().fit(X, y)
+    FITS["n"] = 0
+    s = SparseApproxSampler(device="cpu", random_state=0)
+    before = _states()
+    a = s.fit_query(pool, model, 10, X_labeled=X, y_labeled=y)
+    _assert_same(before, _states())
+    assert s.reliability_source_ == "held-out" and FITS["n"] == 3
+    kappa = s.reliability_
+    b = s.fit_query(pool, model, 10, X_labeled=X, y_labeled=y)
+    _assert_same(before, _states())
+    assert FITS["n"] == 3 and s.reliability_ == kappa      # the same fitted model: reused
+    np.testing.assert_array_equal(a, b)
+    sampler_module._RELIABILITIES.clear()                   # from scratch: the same kappa
+    s.fit_query(pool, model, 10, X_labeled=X, y_labeled=y)
+    assert FITS["n"] == 6 and s.reliability_ == kappa
+    FITS["n"] = 0                                           # another labeled set: measured again
+    s.fit_query(pool, model, 10, X_labeled=X[:120], y_labeled=y[:120])
+    assert FITS["n"] == 3

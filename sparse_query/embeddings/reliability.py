@@ -28,7 +28,11 @@ N_FOLDS = 3
 
 
 class ReliabilityError(ValueError):
-    """The held-out accuracy could not be measured (the message says why and what to do)."""
+    """The held-out accuracy could not be measured (the message says why and what to do);
+    ``fit_failed`` is True when a clone of the model raised in ``fit`` or ``predict_proba``
+    (rather than the labeled set or the model's type ruling the measurement out)."""
+
+    fit_failed = False
 
 
 def _take(X, idx):
@@ -46,9 +50,11 @@ def _fold_proba(members, X_tr, y_tr, X_te, classes, seed, column_labels):
     out = np.zeros((X_te.shape[0] if hasattr(X_te, "shape") else len(X_te), len(classes)))
     col = {c: i for i, c in enumerate(classes.tolist())}
     for m in members:
-        with preserved_global_rng(seed):  # skorch / sklearn draw from the global RNGs
+        # skorch / sklearn draw from the global RNGs in fit, and a torch DataLoader draws its
+        # base seed from torch's in predict_proba: both run with the globals preserved
+        with preserved_global_rng(seed):
             m.fit(X_tr, y_tr)
-        p = np.asarray(m.predict_proba(X_te), dtype=np.float64)
+            p = np.asarray(m.predict_proba(X_te), dtype=np.float64)
         seen = column_labels(m, p) if column_labels is not None else getattr(m, "classes_", None)
         seen = np.asarray(np.unique(y_tr) if seen is None else seen)
         if p.shape[1] != len(seen):
@@ -115,15 +121,23 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int | None 
     for train, test in KFold(N_FOLDS, shuffle=True, random_state=seed).split(np.zeros((n, 1))):
         try:
             clones = [clone(m) for m in members]
+        except Exception as exc:  # noqa: BLE001 - not a scikit-learn estimator (get_params)
+            raise ReliabilityError(
+                "alpha_reliability='held-out' needs a model that sklearn.base.clone can copy "
+                f"and refit; cloning failed ({type(exc).__name__}: {exc}). Pass "
+                "alpha_reliability=None.") from exc
+        try:
             p = _fold_proba(clones, _take(X_labeled, train), y[train], _take(X_labeled, test),
                             classes, seed, column_labels)
         except ReliabilityError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of a user model: say so, stop
-            raise ReliabilityError(
+            err = ReliabilityError(
                 "alpha_reliability='held-out' could not fit or predict a clone of the model "
                 f"on a fold of the labeled set ({type(exc).__name__}: {exc}). Pass "
-                "alpha_reliability=None.") from exc
+                "alpha_reliability=None.")
+            err.fit_failed = True
+            raise err from exc
         hits += int((classes[p.argmax(axis=1)] == y[test]).sum())
     acc = hits / n
     chance = 1.0 / (len(classes) if n_classes is None else n_classes)

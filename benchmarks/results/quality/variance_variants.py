@@ -8,6 +8,10 @@ coreset, bald: the peers of the matrix's summary table). Writes nothing.
     python benchmarks/results/quality/variance_variants.py "ours" "ours:variance_temperature=1,alpha=0.01" ...
     python benchmarks/results/quality/variance_variants.py --section1 [variant]   # section 1's tables
     python benchmarks/results/quality/variance_variants.py --paired BASE VARIANT  # per-cell pairs
+    python benchmarks/results/quality/variance_variants.py --root benchmarks/results/quality_fresh ...
+
+``--root DIR`` (first) reads the records under ``DIR`` instead (the fresh seeds 5-9 of
+``quality_fresh``); a cell counts when a strategy has every seed that random has there.
 """
 import glob
 import json
@@ -34,18 +38,30 @@ def _aucs(root, kind):
     return runs
 
 
+ROOT = HERE
+
+
 def load():
-    return _aucs(HERE, "family")
+    return _aucs(ROOT, "family")
 
 
-def diffs(runs, d, f, s, seeds=range(5)):
-    out = [runs[(d, f, s, sd)] - runs[(d, f, "random", sd)] for sd in seeds
-           if (d, f, s, sd) in runs and (d, f, "random", sd) in runs]
+def _seeds(runs, d, f):
+    return sorted(sd for dd, ff, s, sd in runs if (dd, ff, s) == (d, f, "random"))
+
+
+def diffs(runs, d, f, s):
+    out = [runs[(d, f, s, sd)] - runs[(d, f, "random", sd)] for sd in _seeds(runs, d, f)
+           if (d, f, s, sd) in runs]
     return np.array(out)
 
 
+def _complete(runs, d, f, s):
+    n = len(_seeds(runs, d, f))
+    return n > 1 and len(diffs(runs, d, f, s)) == n
+
+
 def best_peer(runs, d, f):
-    cands = [(diffs(runs, d, f, p).mean(), p) for p in PEERS if len(diffs(runs, d, f, p)) == 5]
+    cands = [(diffs(runs, d, f, p).mean(), p) for p in PEERS if _complete(runs, d, f, p)]
     return max(cands) if cands else (None, None)
 
 
@@ -59,10 +75,12 @@ def main(strategies):
     for f in FAMILIES:
         for d in DATASETS:
             bp, name = best_peer(runs, d, f)
+            if bp is None:
+                continue
             cells = []
             for s in strategies:
                 x = diffs(runs, d, f, s)
-                if len(x) < 5:
+                if not _complete(runs, d, f, s):
                     cells.append(f"({len(x)} seeds)")
                     continue
                 totals[s].append(x.mean())
@@ -78,7 +96,7 @@ def main(strategies):
         if not totals[s]:
             continue
         below = sum(diffs(runs, d, f, s).min() < 0 for f in FAMILIES for d in DATASETS
-                    if len(diffs(runs, d, f, s)) == 5)
+                    if _complete(runs, d, f, s) and best_peer(runs, d, f)[0] is not None)
         g = np.array(gaps[s])
         print(f"| `{s}` | {len(g)} | {np.mean(totals[s]):+.2f} | {g.mean():+.2f} | "
               f"{int((g < -1).sum())} | {g.min():+.2f} | {below} |")
@@ -114,14 +132,15 @@ def section1(out=os.path.join(HERE, "s1_variance"), variant="alpha_reliability=h
 def paired(base, variant):
     """Per cell: ``variant`` − ``base`` paired over the 5 seeds (mean ± std, worst seed)."""
     runs = load()
-    print(f"| family | dataset | `{variant}` − `{base}` (paired, 5 seeds) | worst seed |")
+    print(f"| family | dataset | `{variant}` − `{base}` (paired over seeds) | worst seed |")
     print("|---|---|---|---|")
     ahead = 0
     for f in FAMILIES:
         for d in DATASETS:
-            x = np.array([runs[(d, f, variant, sd)] - runs[(d, f, base, sd)] for sd in range(5)
+            seeds = _seeds(runs, d, f)
+            x = np.array([runs[(d, f, variant, sd)] - runs[(d, f, base, sd)] for sd in seeds
                           if (d, f, variant, sd) in runs and (d, f, base, sd) in runs])
-            if len(x) < 5:
+            if len(seeds) < 2 or len(x) < len(seeds):
                 continue
             ahead += x.mean() > 0
             print(f"| {f} | {d} | {x.mean():+.2f} ± {x.std(ddof=1):.2f} | {x.min():+.2f} |")
@@ -129,6 +148,9 @@ def paired(base, variant):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--root"]:
+        ROOT = os.path.abspath(sys.argv[2])
+        del sys.argv[1:3]
     if sys.argv[1:2] == ["--paired"]:
         paired(*sys.argv[2:4])
     elif sys.argv[1:2] == ["--section1"]:
