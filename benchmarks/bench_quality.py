@@ -112,13 +112,20 @@ FAMILIES = {
 }
 
 #: Strategies run per family by default (peers + relevant library baselines + ours variants).
-TREE = ["random", "modal-ubs", "ours", "ours:temperature=0.1", "coreset"]
-NET = ["random", "modal-ubs", "ours", "ours:embedding=posterior,n_posterior_samples=200,alpha=0",
-       "coreset", "bald", "badge"]
-COMMITTEE = ["random", "modal-ubs", "ours", "ours:embedding=posterior", "coreset", "bald"]
+#: ``alpha_reliability=None`` marks the runs made before ``"auto"`` became the sampler's
+#: default (issue 14): ``ours:alpha_reliability=None`` is the previous default.
+PREV = "alpha_reliability=None"
+TREE = ["random", "modal-ubs", "ours", f"ours:{PREV}", f"ours:temperature=0.1,{PREV}", "coreset"]
+NET = ["random", "modal-ubs", "ours", f"ours:{PREV}",
+       f"ours:embedding=posterior,n_posterior_samples=200,alpha=0,{PREV}", "coreset", "bald",
+       "badge"]
+COMMITTEE = ["random", "modal-ubs", "ours", f"ours:{PREV}", f"ours:embedding=posterior,{PREV}",
+             "coreset", "bald"]
 DEFAULT_STRATEGIES = {
     "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours:embedding=leaf-gradient",
-                                         "ours-outer:embedding=leaf-gradient"], "bagging": TREE,
+                                   f"ours:embedding=leaf-gradient,{PREV}",
+                                   f"ours-outer:embedding=leaf-gradient,{PREV}"],
+    "bagging": TREE,
     "committee-sk": COMMITTEE, "committee-skorch": COMMITTEE, "mc-dropout": NET,
     "vlinear": NET,
 }
@@ -279,7 +286,9 @@ def summarise(out):
         fh.write(alpha)
     template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "quality_section.md")
     if os.path.exists(template) and os.path.abspath(out) == os.path.abspath(DEFAULT_OUT):
-        minutes = sum(r.get("wall_time", 0.0) for r in runs.values()) / 60
+        # a record copied from its twin ("note": "run as ...") was not computed twice
+        minutes = sum(r.get("wall_time", 0.0) for r in runs.values()
+                      if not r.get("note", "").startswith("run as")) / 60
         text = open(template).read().replace("@@MATRIX@@", matrix.rstrip()).replace(
             "@@MINUTES@@", f"{minutes:.0f}").replace("@@ALPHA@@", alpha.rstrip())
         with open(os.path.join(os.path.dirname(os.path.abspath(out)), "quality_matrix.md"),
@@ -294,16 +303,18 @@ PEERS = ("modal-ubs", "badge", "coreset", "bald")
 def _matrix(rows, cells):
     """One line per (family, dataset): the default sampler against random and the best peer."""
     out = ["| family | dataset | seeds | `ours` (embedding) AUC − random | best peer: AUC − random "
-           "| `ours` − best peer | `ours` ≥ random on every seed |",
-           "|---|---|---|---|---|---|---|"]
+           "| `ours` − best peer | `ours` ≥ random on every seed | previous default "
+           f"(`{PREV}`) − random |",
+           "|---|---|---|---|---|---|---|---|"]
     order = list(FAMILIES)
     for d, f in sorted(cells, key=lambda c: (order.index(c[1]), c[0])):
         rs = {r["strategy"]: r for r in rows if (r["dataset"], r["family"]) == (d, f)}
-        ours = rs.get("ours")
-        refused = ours is None and "ours:embedding=leaf-gradient" in rs
-        if refused:  # embedding="auto" refuses gradient boosting; the explicit leaf embedding
-            ours = dict(rs["ours:embedding=leaf-gradient"],
-                        embedding_kind="auto refuses; explicit leaf-gradient")
+        ours, prev = rs.get("ours"), rs.get(f"ours:{PREV}")
+        if ours is None and f"ours:embedding=leaf-gradient,{PREV}" in rs:
+            # embedding="auto" refuses gradient boosting: the explicit leaf embedding
+            prev = rs[f"ours:embedding=leaf-gradient,{PREV}"]
+            ours = rs.get("ours:embedding=leaf-gradient", prev)
+            ours = dict(ours, embedding_kind="auto refuses; explicit leaf-gradient")
         peers = [rs[p] for p in PEERS if p in rs and rs[p]["diff_random"] is not None]
         if ours is None or ours["diff_random"] is None or not peers:
             continue
@@ -313,13 +324,17 @@ def _matrix(rows, cells):
             f"| {f} | {d} | {ours['seeds']} | {ours['diff_random']:+.2f} ± {ours['diff_std']:.2f} "
             f"({ours['embedding_kind']}) | {best['strategy']}: {best['diff_random']:+.2f} ± "
             f"{best['diff_std']:.2f} | {gap:+.2f} | "
-            f"{'yes' if ours['diff_min'] >= 0 else 'no (worst ' + format(ours['diff_min'], '+.2f') + ')'} |")
+            f"{'yes' if ours['diff_min'] >= 0 else 'no (worst ' + format(ours['diff_min'], '+.2f') + ')'} | "
+            + ("–" if prev is None or prev["diff_random"] is None or prev is ours else
+               f"{prev['diff_random']:+.2f} ± {prev['diff_std']:.2f}") + " |")
     return "\n".join(out) + "\n"
 
 
-#: the alpha variants of the last round (issue 14): the default's 0.1 against 0.03 and 0
-#: (gradient boosting, which ``auto`` refuses: the same with ``embedding="leaf-gradient"``)
-ALPHAS = (("ours", "0.1 (default)"), ("ours:alpha=0.03", "0.03"), ("ours:alpha=0", "0"))
+#: the alpha variants of issue 14: today's default (0.1 times kappa), and 0.1, 0.03 and 0 as
+#: given (``alpha_reliability=None``; gradient boosting, which ``auto`` refuses: the same with
+#: ``embedding="leaf-gradient"``)
+ALPHAS = (("ours", "0.1 × kappa (default)"), (f"ours:{PREV}", "0.1"),
+          (f"ours:alpha=0.03,{PREV}", "0.03"), (f"ours:alpha=0,{PREV}", "0"))
 
 
 def _alpha_table(rows):
@@ -332,7 +347,7 @@ def _alpha_table(rows):
             names = [s if f != "gb" else s.replace("ours", "ours:embedding=leaf-gradient")
                      .replace("leaf-gradient:", "leaf-gradient,") for s, _ in ALPHAS]
             cells = [rs.get((f, d, s)) for s in names]
-            if cells[0] is None or sum(c is not None for c in cells) < 2:
+            if cells[1] is None or sum(c is not None for c in cells) < 2:
                 continue
             out.append(f"| {f} | {d} | " + " | ".join(
                 "–" if c is None else

