@@ -124,8 +124,8 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int | None 
         except Exception as exc:  # noqa: BLE001 - not a scikit-learn estimator (get_params)
             raise ReliabilityError(
                 "alpha_reliability='held-out' needs a model that sklearn.base.clone can copy "
-                f"and refit; cloning failed ({type(exc).__name__}: {exc}). Pass "
-                "alpha_reliability=None.") from exc
+                f"and refit; cloning {type(members[0]).__name__} failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160]}). Pass alpha_reliability=None.") from exc
         try:
             p = _fold_proba(clones, _take(X_labeled, train), y[train], _take(X_labeled, test),
                             classes, seed, column_labels)
