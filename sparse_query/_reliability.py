@@ -83,8 +83,10 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
         return (rule, *hit, "held-out")
     try:
         # chance 1 / (the classes of the labeled set), the classes the model was trained on
+        # random_state=None seeds the folds with 0: a deterministic model (and greedy) then
+        # gives the same batch on every call, as it did before alpha_reliability existed
         kappa, acc = heldout_reliability(members, X_labeled, y_labeled,
-                                         random_state=random_state,
+                                         random_state=0 if random_state is None else random_state,
                                          column_labels=_column_labels)
         _store_temperature(est, key, (kappa, acc), cache=_RELIABILITIES)
     except ReliabilityError as exc:

@@ -268,3 +268,23 @@ def test_a_tree_ensemble_near_chance_is_warned_about():
         s = SparseApproxSampler(random_state=0, device="cpu").fit(
             X[90:], forest, X_labeled=X[:90], y_labeled=y_ok[:90])
     assert s.reliability_ >= 0.2
+
+
+def test_default_batch_is_deterministic_without_a_random_state(digits):
+    """sparse_greedy (random_state=None) on a deterministic model gives one batch on every
+    call: the held-out folds are seeded with 0 when no random_state is given."""
+    modAL = pytest.importorskip("modAL")
+    from sparse_query import sparse_greedy
+    from sparse_query.sampler import _RELIABILITIES
+
+    X, y = digits
+    al = modAL.models.ActiveLearner(LogisticRegression(max_iter=300), X_training=X[:40],
+                                    y_training=y[:40], query_strategy=sparse_greedy)
+    batches, kappas = set(), set()
+    for _ in range(4):
+        _RELIABILITIES.clear()                      # measured afresh every time
+        idx, _ = al.query(X[40:400], n_instances=15)
+        batches.add(tuple(np.sort(idx).tolist()))
+        kappas.add(sparse_greedy.reliability_)
+    assert len(batches) == 1 and len(kappas) == 1
+    assert sparse_greedy.reliability_source_ == "held-out"

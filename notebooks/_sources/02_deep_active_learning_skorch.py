@@ -176,7 +176,11 @@ print(f"total {time.perf_counter() - t_start:.0f}s")
 # same pass (capturing the 84 penultimate features) and then a selection step: BADGE's
 # k-means++ seeding costs one pass over the pool per chosen point, IHT one pass per
 # iteration whatever the batch size. On a pool of a few thousand images all of this is far
-# cheaper than retraining the network.
+# cheaper than retraining the network. The sparse sampler's seconds per query are mostly three
+# such retrainings: by default (`alpha_reliability="auto"`) it fits three clones of the net on
+# folds of the labeled set to measure how far the variance term can trust the model
+# (`reliability_`, the chance-corrected held-out accuracy that multiplies `alpha`);
+# `alpha_reliability=None` skips them.
 
 # %%
 fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
@@ -208,9 +212,11 @@ for name, r in results.items():
 # ## Where the sparse sampler spends its time
 #
 # A fitted `SparseApproxSampler` records both halves of a query: `embedding_time_` (forward
-# pass over the pool, last-layer features, the embedding) and `solve_time_` (IHT). On this
-# pool the forward pass dominates; the solver's share grows with the pool (and shrinks
-# again with `sketch_dim`, see notebook 4).
+# pass over the pool, last-layer features, the embedding, and the held-out fits of
+# `alpha_reliability` when there is a labeled set: none is given here, so
+# `reliability_source_` says it fell back) and `solve_time_` (IHT). On this pool the forward
+# pass dominates; the solver's share grows with the pool (and shrinks again with
+# `sketch_dim`, see notebook 4).
 
 # %%
 sampler = SparseApproxSampler("iht", device="cpu", random_state=0)
@@ -218,6 +224,7 @@ sampler.fit(X_pool[rest], net)
 sampler.query(BATCH)
 print(f"embedding {sampler.embedding_time_:.3f}s  +  IHT {sampler.solve_time_:.3f}s "
       f"({sampler.n_iter_} iterations, converged: {sampler.converged_})")
+print(f"alpha_reliability: {sampler.reliability_source_}")
 
 # %% [markdown]
 # ## Reading the results
