@@ -211,7 +211,7 @@ def render():
          "--batches 100 1000 --repeats 1 --tag _1M`, `python benchmarks/bench_speed.py acq --d "
          "512 --pools 100000 --batches 1000 --repeats 1 --tag _d512`, `python "
          "benchmarks/bench_speed.py acq --model logreg --d 64 --pools 200000 --batches 1000 "
-         "--repeats 1 --tag _logreg`, the final 10k/100k table with `--tag _final`, then `python benchmarks/bench_speed.py "
+         "--repeats 1 --tag _logreg` (and `--tag _logreg_s18` at the `alpha_reliability` default), the final 10k/100k table with `--tag _final`, then `python benchmarks/bench_speed.py "
          "render`. GPU: `benchmarks/bench_speed_gpu.sh` (not run: no GPU on the development "
          "machine).", "",
          "Same pool for every method (Gaussian-mixture features behind a fixed `nn.Linear` "
@@ -248,6 +248,10 @@ def render():
                             "step, ac7f44e)"),
                        ("_1M", "n = 1M, d = 128"),
                        ("_d512", "n = 100k, d = 512 (the issue's second pool)"),
+                       ("_logreg_s18", "LogisticRegression on 64 raw features (the issue's "
+                                       "200k pool), at the `alpha_reliability=\"auto\"` default "
+                                       "(three fits of the model on the 100 labels per call; "
+                                       "`--tag _logreg_s18`, load 0.7)"),
                        ("_logreg", "LogisticRegression on 64 raw features (the issue's 200k "
                                    "pool)")):
         res = _load_json(f"speed_acq{tag}.json")
