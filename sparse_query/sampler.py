@@ -150,7 +150,8 @@ default="auto"
         Where the solver runs; ``"auto"`` picks CUDA when available.
     dtype : {"float32", "float64"}, default="float32"
     random_state : None, int or numpy Generator, default=None
-        Seeds posterior draws, the temperature split and the sketch. Never touches global seeds.
+        Seeds posterior draws, the temperature split, the sketch and ``alpha_reliability``'s
+        folds (0 when None: one batch per deterministic model). Never touches global seeds.
     verbose : int, default=0
         ``> 0`` prints timings; ``> 1`` also shows progress bars over the pool.
 
