@@ -57,12 +57,18 @@ def test_heldout_reliability_limits():
     assert kappa == 0.0 and acc <= 1 / 3 + 1e-12
 
 
-def test_sampler_alpha_reliability_scales_alpha(digits):
+def _learner_and_pool(digits):
+    """A modAL learner holding 60 labeled digits, and the next 240 digits as the pool."""
     modAL = pytest.importorskip("modAL")
     X, y = digits
     al = modAL.models.ActiveLearner(LogisticRegression(max_iter=300), X_training=X[:60],
                                     y_training=y[:60])
-    pool = X[60:300]
+    return al, X[60:300]
+
+
+def test_sampler_alpha_reliability_scales_alpha(digits):
+    X, y = digits
+    al, pool = _learner_and_pool(digits)
     s = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="held-out",
                             random_state=0)
     s.fit(pool, al)
@@ -159,13 +165,9 @@ def test_heldout_reliability_says_when_a_clone_cannot_be_fitted(digits):
 # -- alpha_reliability="auto": the rule when it can be measured, alpha as given otherwise ------
 
 def test_auto_applies_the_rule_when_the_labeled_set_allows_it(digits):
-    modAL = pytest.importorskip("modAL")
     from sparse_query._reliability import AUTO_RULE, reliability_factor
 
-    X, y = digits
-    al = modAL.models.ActiveLearner(LogisticRegression(max_iter=300), X_training=X[:60],
-                                    y_training=y[:60])
-    pool = X[60:300]
+    al, pool = _learner_and_pool(digits)
     auto = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="auto",
                                random_state=0).fit(pool, al)
     auto.query(10)

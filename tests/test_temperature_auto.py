@@ -39,18 +39,22 @@ def _states():
     return (torch.get_rng_state().clone(), np.random.get_state(), random.getstate())
 
 
+#: the models whose clone fits are counted: a skorch net and a scikit-learn estimator
+MODELS = [
+    lambda: CountingNet(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)),
+                        criterion=nn.CrossEntropyLoss, max_epochs=3, train_split=None,
+                        verbose=0, batch_size=32),
+    lambda: CountingLR(max_iter=300),
+]
+
+
 def _assert_same(a, b):
     assert torch.equal(a[0], b[0])
     assert a[1][0] == b[1][0] and np.array_equal(a[1][1], b[1][1]) and a[1][2:] == b[1][2:]
     assert a[2] == b[2]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: CountingNet(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)),
-                        criterion=nn.CrossEntropyLoss, max_epochs=3, train_split=None,
-                        verbose=0, batch_size=32),
-    lambda: CountingLR(max_iter=300),
-], ids=["skorch", "logreg"])
+@pytest.mark.parametrize("make", MODELS, ids=["skorch", "logreg"])
 def test_auto_temperature_keeps_global_rng_and_calibrates_once(make, data):
     X, y, pool = data
     torch.manual_seed(123)
@@ -107,12 +111,7 @@ def test_auto_temperature_caches_a_net_that_joblib_cannot_hash(data):
     assert FITS["n"] == 1
 
 
-@pytest.mark.parametrize("make", [
-    lambda: CountingNet(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)),
-                        criterion=nn.CrossEntropyLoss, max_epochs=3, train_split=None,
-                        verbose=0, batch_size=32),
-    lambda: CountingLR(max_iter=300),
-], ids=["skorch", "logreg"])
+@pytest.mark.parametrize("make", MODELS, ids=["skorch", "logreg"])
 def test_alpha_reliability_keeps_global_rng_and_measures_once(make, data):
     """The default alpha_reliability="auto" fits 3 clones (one per fold) with the global
     generators preserved, once per fitted model and labeled set, like temperature="auto"."""
