@@ -28,9 +28,9 @@ import warnings
 from . import adapters
 from ._temperature_cache import (
     _RELIABILITIES,
-    _cached_temperature,
-    _store_temperature,
-    _temperature_key,
+    _cached_fit,
+    _fit_key,
+    _store_fit,
 )
 
 ALPHA_RELIABILITIES = ("auto", "held-out", "held-out-squared")
@@ -77,8 +77,8 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
     members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
                if _is_committee(est) else [est])
     # once per fitted model, labeled set and integer seed (like temperature="auto")
-    key = _temperature_key(est, X_labeled, y_labeled, None, random_state)
-    hit = _cached_temperature(est, key, cache=_RELIABILITIES)
+    key = _fit_key(est, X_labeled, y_labeled, None, random_state)
+    hit = _cached_fit(est, key, cache=_RELIABILITIES)
     if hit is not None:
         return (rule, *hit, "held-out")
     try:
@@ -88,7 +88,7 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
         kappa, acc = heldout_reliability(members, X_labeled, y_labeled,
                                          random_state=0 if random_state is None else random_state,
                                          column_labels=_column_labels)
-        _store_temperature(est, key, (kappa, acc), cache=_RELIABILITIES)
+        _store_fit(est, key, (kappa, acc), cache=_RELIABILITIES)
     except ReliabilityError as exc:
         if not auto:
             raise

@@ -29,7 +29,7 @@ _RELIABILITIES = weakref.WeakKeyDictionary()
 _TEMPERATURES_LOCK = threading.Lock()
 
 
-def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
+def _fit_key(est, X_labeled, y_labeled, validation, random_state):
     import joblib
 
     seed = random_state if isinstance(random_state, (int, np.integer)) else None
@@ -53,7 +53,7 @@ def _temperature_key(est, X_labeled, y_labeled, validation, random_state):
     return None
 
 
-def _cached_temperature(est, key, cache=_TEMPERATURES):
+def _cached_fit(est, key, cache=_TEMPERATURES):
     if key is None:
         return None
     with _TEMPERATURES_LOCK:
@@ -64,7 +64,7 @@ def _cached_temperature(est, key, cache=_TEMPERATURES):
     return hit[1] if hit is not None and hit[0] == key else None
 
 
-def _store_temperature(est, key, value, cache=_TEMPERATURES):
+def _store_fit(est, key, value, cache=_TEMPERATURES):
     if key is None:
         return
     with _TEMPERATURES_LOCK:
@@ -90,13 +90,13 @@ def auto_temperature(temperature, est, classifier, X_labeled, y_labeled, validat
         X_labeled, y_labeled = adapters.get_labeled_data(classifier)
     if validation_data is None and (X_labeled is None or y_labeled is None):
         return DEFAULT_FALLBACK_TEMPERATURE, "fallback: no labeled data was given", False
-    key = _temperature_key(est, X_labeled, y_labeled, validation_data, random_state)
-    hit = _cached_temperature(est, key)
+    key = _fit_key(est, X_labeled, y_labeled, validation_data, random_state)
+    hit = _cached_fit(est, key)
     if hit is not None:
         return (*hit, False)
     T, source = estimate_temperature(
         est, X_labeled, y_labeled, logits_fn=leaf_logits if leaves else adapters.logits_fn,
         validation=validation_data, random_state=random_state,
     )
-    _store_temperature(est, key, (T, source))
+    _store_fit(est, key, (T, source))
     return T, source, source == "held-out"
