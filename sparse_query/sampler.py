@@ -32,12 +32,7 @@ from .backends import pool_backend
 from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._kinds import choose_embedding
-from ._reliability import (
-    check_alpha_reliability,
-    labeled_reliability,
-    reliability_factor,
-    warn_near_chance,
-)
+from ._reliability import check_alpha_reliability, labeled_reliability, reliability_factor
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
@@ -363,8 +358,8 @@ default="auto"
         else:
             (self.alpha_reliability_, self.reliability_, self.heldout_accuracy_,
              self.reliability_source_) = labeled_reliability(
-                self.alpha_reliability, est, classifier, X_labeled, y_labeled, self.random_state)
-            warn_near_chance(kind, self.reliability_, est)
+                self.alpha_reliability, est, classifier, X_labeled, y_labeled, self.random_state,
+                kind)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0

@@ -253,10 +253,22 @@ def test_a_tree_ensemble_near_chance_is_warned_about():
     y = rng.integers(0, 5, size=400)                 # labels independent of X
     forest = RandomForestClassifier(20, random_state=0).fit(X[:90], y[:90])
     with pytest.warns(NearChanceWarning, match=r"RandomForestClassifier's held-out accuracy "
-                                               r"is near chance \(kappa=0\.\d\d < 0\.2\)"):
+                                               r"is near chance \(kappa=0\.\d\d < 0\.2 on 90 "
+                                               r"labels\)"):
         s = SparseApproxSampler(random_state=0, device="cpu").fit(
             X[90:], forest, X_labeled=X[:90], y_labeled=y[:90])
     assert s.reliability_ < 0.2 and s.embedding_kind_ == "leaf-gradient"
+    # the same, measured again from the cache, warns again
+    with pytest.warns(NearChanceWarning):
+        SparseApproxSampler(random_state=0, device="cpu").fit(
+            X[90:], forest, X_labeled=X[:90], y_labeled=y[:90])
+    # on fewer than 60 labels the 3-fold estimate is too noisy to warn on
+    small = RandomForestClassifier(20, random_state=0).fit(X[:40], y[:40])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearChanceWarning)
+        s = SparseApproxSampler(random_state=0, device="cpu").fit(
+            X[90:], small, X_labeled=X[:40], y_labeled=y[:40])
+    assert s.reliability_ < 0.2
     lr = LogisticRegression(max_iter=300).fit(X[:90], y[:90])
     with warnings.catch_warnings():
         warnings.simplefilter("error", NearChanceWarning)
