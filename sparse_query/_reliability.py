@@ -80,27 +80,25 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
     # once per fitted model, labeled set and integer seed (like temperature="auto")
     key = _fit_key(est, X_labeled, y_labeled, None, random_state)
     hit = _cached_fit(est, key, cache=_RELIABILITIES)
-    if hit is not None:
-        warn_near_chance(kind, hit[0], est, len(y_labeled))
-        return (rule, *hit, "held-out")
-    try:
-        # chance 1 / (the classes of the labeled set), the classes the model was trained on
-        # random_state=None seeds the folds with 0: a deterministic model (and greedy) then
-        # gives the same batch on every call, as it did before alpha_reliability existed
-        kappa, acc = heldout_reliability(members, X_labeled, y_labeled,
-                                         random_state=0 if random_state is None else random_state,
-                                         column_labels=_column_labels)
-        _store_fit(est, key, (kappa, acc), cache=_RELIABILITIES)
-    except ReliabilityError as exc:
-        if not auto:
-            raise
-        reason = str(exc).split(". Pass alpha_reliability")[0]
-        if exc.fit_failed:   # a clone failed to fit or predict: say so
-            warnings.warn(f"alpha_reliability='auto' fell back to alpha as given: {reason}.",
-                          UserWarning, stacklevel=4)
-        return None, None, None, f"fallback: {reason}"
-    warn_near_chance(kind, kappa, est, len(y_labeled))
-    return rule, kappa, acc, "held-out"
+    if hit is None:
+        try:
+            # chance 1 / (the classes of the labeled set), the classes the model was trained
+            # on; random_state=None seeds the folds with 0: a deterministic model (and greedy)
+            # then gives the same batch on every call, as it did before alpha_reliability
+            hit = heldout_reliability(members, X_labeled, y_labeled,
+                                      random_state=0 if random_state is None else random_state,
+                                      column_labels=_column_labels)
+        except ReliabilityError as exc:
+            if not auto:
+                raise
+            reason = str(exc).split(". Pass alpha_reliability")[0]
+            if exc.fit_failed:   # a clone failed to fit or predict: say so
+                warnings.warn(f"alpha_reliability='auto' fell back to alpha as given: {reason}.",
+                              UserWarning, stacklevel=4)
+            return None, None, None, f"fallback: {reason}"
+        _store_fit(est, key, hit, cache=_RELIABILITIES)
+    warn_near_chance(kind, hit[0], est, len(y_labeled))
+    return (rule, *hit, "held-out")
 
 
 class NearChanceWarning(UserWarning):
