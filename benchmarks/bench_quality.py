@@ -311,9 +311,11 @@ def _matrix(rows, cells):
         rs = {r["strategy"]: r for r in rows if (r["dataset"], r["family"]) == (d, f)}
         ours, prev = rs.get("ours"), rs.get(f"ours:{PREV}")
         if ours is None and f"ours:embedding=leaf-gradient,{PREV}" in rs:
-            # embedding="auto" refuses gradient boosting: the explicit leaf embedding
+            # embedding="auto" refuses gradient boosting: the explicit leaf embedding, at the
+            # default when it was run there (else the previous default, shown once)
             prev = rs[f"ours:embedding=leaf-gradient,{PREV}"]
-            ours = rs.get("ours:embedding=leaf-gradient", prev)
+            ours = rs.get("ours:embedding=leaf-gradient")
+            ours, prev = (prev, None) if ours is None else (ours, prev)
             ours = dict(ours, embedding_kind="auto refuses; explicit leaf-gradient")
         peers = [rs[p] for p in PEERS if p in rs and rs[p]["diff_random"] is not None]
         if ours is None or ours["diff_random"] is None or not peers:
@@ -325,7 +327,7 @@ def _matrix(rows, cells):
             f"({ours['embedding_kind']}) | {best['strategy']}: {best['diff_random']:+.2f} ± "
             f"{best['diff_std']:.2f} | {gap:+.2f} | "
             f"{'yes' if ours['diff_min'] >= 0 else 'no (worst ' + format(ours['diff_min'], '+.2f') + ')'} | "
-            + ("–" if prev is None or prev["diff_random"] is None or prev is ours else
+            + ("–" if prev is None or prev["diff_random"] is None else
                f"{prev['diff_random']:+.2f} ± {prev['diff_std']:.2f}") + " |")
     return "\n".join(out) + "\n"
 

@@ -76,6 +76,10 @@ def _starts(by_folder) -> str:
 ALPHA_VARIANTS = ("alpha_reliability=None", "alpha=0.03,alpha_reliability=None")
 
 
+def _auc(records) -> float:
+    return np.mean([r["auc"] for r in records]) * 100
+
+
 def _alpha(by_folder) -> str:
     """Each variant of :data:`ALPHA_VARIANTS` of each solver against today's default
     (``alpha=0.1``, ``alpha_reliability="auto"``) and random, paired on the same seeds."""
@@ -84,13 +88,13 @@ def _alpha(by_folder) -> str:
     for name in ("digits_logreg", "digits_mlp", "mnist1d_mlp", "mnist_lenet"):
         ds, model, get = _strategy_records(by_folder, name)
         for solver in ("ours-greedy", "ours-iht"):
+            default, rand = get(solver), get("random")
             for v in ALPHA_VARIANTS:
-                default, variant, rand = get(solver), get(f"{solver}:{v}"), get("random")
+                variant = get(f"{solver}:{v}")
                 if not (default and variant and rand):
                     continue
-                auc = lambda rs: np.mean([r["auc"] for r in rs]) * 100  # noqa: E731
                 out.append(f"| {ds} + {model} ({len(variant)} seeds) | {solver} "
-                           f"| {auc(default):.2f} | `{v}` | {auc(variant):.2f} "
+                           f"| {_auc(default):.2f} | `{v}` | {_auc(variant):.2f} "
                            f"| {_paired(variant, rand)} | {_paired(default, variant)} |")
     return "\n".join(out)
 
