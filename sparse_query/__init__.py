@@ -26,7 +26,6 @@ from .baselines import (
     RandomSampling,
 )
 from .problem import SolverResult, SparseApproxProblem
-from ._reliability import NearChanceWarning
 from .sampler import SparseApproxSampler, sparse_greedy, sparse_iht
 from .solvers import greedy, proximal_iht
 
@@ -36,7 +35,6 @@ __all__ = [
     "SparseApproxSampler",
     "sparse_greedy",
     "sparse_iht",
-    "NearChanceWarning",
     "RandomSampling",
     "EntropySampling",
     "MarginSampling",

@@ -24,6 +24,7 @@ Measured on the quality matrix in ``benchmarks/results/quality/variance_variants
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 from . import adapters
 from ._temperature_cache import (
@@ -50,17 +51,26 @@ def check_alpha_reliability(alpha_reliability) -> None:
                          "cross-validated accuracy kappa) or 'held-out-squared' (times kappa^2).")
 
 
+class Reliability(NamedTuple):
+    """What :func:`labeled_reliability` measured (see there)."""
+    rule: str | None
+    kappa: float | None
+    accuracy: float | None
+    source: str | None
+    n_labeled: int = 0
+
+
 def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled,
-                        random_state, kind=None):
-    """``(rule, kappa, accuracy, source)`` for the (unwrapped) model ``est`` on the labeled set
-    (given, or the modAL ``classifier``'s): ``rule`` is the resolved ``alpha_reliability``
-    (``"auto"`` -> :data:`AUTO_RULE`, or None when it fell back), ``kappa`` and ``accuracy``
-    those of :func:`~sparse_query.embeddings.reliability.heldout_reliability` (None without a
-    rule) and ``source`` ``"held-out"``, ``"fallback: <reason>"`` or None (nothing asked).
-    The explicit rules raise where ``"auto"`` falls back. ``kind`` (the embedding) decides
-    :func:`warn_near_chance`."""
+                        random_state) -> Reliability:
+    """:class:`Reliability` of the (unwrapped) model ``est`` on the labeled set (given, or the
+    modAL ``classifier``'s): ``rule`` is the resolved ``alpha_reliability`` (``"auto"`` ->
+    :data:`AUTO_RULE`, or None when it fell back), ``kappa`` and ``accuracy`` those of
+    :func:`~sparse_query.embeddings.reliability.heldout_reliability` (None without a rule),
+    ``source`` ``"held-out"``, ``"fallback: <reason>"`` or None (nothing asked) and
+    ``n_labeled`` the labeled points (0 when none were found). The explicit rules raise where
+    ``"auto"`` falls back."""
     if alpha_reliability is None:
-        return None, None, None, None
+        return Reliability(None, None, None, None)
     from .adapters._common import _is_committee
     from .adapters._ensembles import _column_labels
     from .embeddings.reliability import ReliabilityError, heldout_reliability
@@ -71,7 +81,7 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
         X_labeled, y_labeled = adapters.get_labeled_data(classifier)
     if X_labeled is None or y_labeled is None:
         if auto:
-            return None, None, None, "fallback: no labeled data was given"
+            return Reliability(None, None, None, "fallback: no labeled data was given")
         raise ValueError(f"alpha_reliability={alpha_reliability!r} needs the labeled set: "
                          "use a modAL learner (its X_training / y_training) or pass X_labeled "
                          "and y_labeled to fit, or pass alpha_reliability=None.")
@@ -95,44 +105,31 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
             if exc.fit_failed:   # a clone failed to fit or predict: say so
                 warnings.warn(f"alpha_reliability='auto' fell back to alpha as given: {reason}.",
                               UserWarning, stacklevel=4)
-            return None, None, None, f"fallback: {reason}"
+            return Reliability(None, None, None, f"fallback: {reason}", len(y_labeled))
         _store_fit(est, key, hit, cache=_RELIABILITIES)
-    warn_near_chance(kind, hit[0], est, len(y_labeled))
-    return (rule, *hit, "held-out")
+    return Reliability(rule, *hit, "held-out", len(y_labeled))
 
 
-class NearChanceWarning(UserWarning):
-    """A tree ensemble whose held-out accuracy is near chance (``kappa`` below
-    :data:`TREE_KAPPA_WARN`, measured on at least :data:`TREE_WARN_MIN_LABELED` labels): the
-    regime where the quality matrix measured the default level with random sampling and every
-    variant of ours tried below it on fresh seeds (tree ensembles on MNIST-1D;
-    ``BENCHMARKS.md``). The batch is what the method gives; filter this warning with
-    ``warnings.simplefilter("ignore", sparse_query.NearChanceWarning)``."""
+#: A tree ensemble is *near chance* when its ``kappa`` is below :data:`TREE_NEAR_CHANCE_KAPPA`
+#: measured on at least :data:`TREE_NEAR_CHANCE_MIN_LABELED` labels; ``embedding="auto"`` then
+#: adds the trees' inputs to the leaves (``"leaf-input-gradient"``, weight
+#: :data:`TREE_INPUT_WEIGHT`). The thresholds come from random labeled sets of forests, extra
+#: trees and bagging, seeds 0-9 (``benchmarks/results/quality/kappa_trees.md``): at 60 and 90
+#: labels MNIST-1D (where the leaf embedding is level with random sampling) gives 0.00-0.21,
+#: below 0.2 in 56 of 60 states, and MNIST and digits (where it wins) 0.22 or more; at 30 labels
+#: the 3-fold estimate is too noisy (MNIST 0.04-0.44, below 0.2 in 11 of 30 states). The
+#: weight was chosen on the quality matrix (``benchmarks/results/quality/leaf_inputs.md``)
+TREE_NEAR_CHANCE_KAPPA = 0.2
+TREE_NEAR_CHANCE_MIN_LABELED = 60
+TREE_INPUT_WEIGHT = 0.5
 
 
-#: kappa below which a tree ensemble gets :class:`NearChanceWarning`, and the labeled points
-#: it must be measured on (``benchmarks/results/quality/kappa_trees.md``: random labeled sets
-#: of forests, extra trees and bagging, seeds 0-9). At 60 and 90 labels MNIST-1D (where the
-#: default is level with random) gives 0.00-0.21, below 0.2 in 56 of 60 states, and MNIST
-#: (where it wins) 0.22 or more; at 30 labels the 3-fold estimate is too noisy (MNIST
-#: 0.04-0.44, below 0.2 in 11 of 30 states)
-TREE_KAPPA_WARN = 0.2
-TREE_WARN_MIN_LABELED = 60
-
-
-def warn_near_chance(kind, kappa, est, n_labeled) -> None:
-    """Warn when a tree ensemble (``kind == "leaf-gradient"``) measured ``kappa`` below
-    :data:`TREE_KAPPA_WARN` on :data:`TREE_WARN_MIN_LABELED` labels or more."""
-    if (kind != "leaf-gradient" or kappa is None or kappa >= TREE_KAPPA_WARN
-            or n_labeled < TREE_WARN_MIN_LABELED):
-        return
-    warnings.warn(
-        f"{type(est).__name__}'s held-out accuracy is near chance (kappa={kappa:.2f} < "
-        f"{TREE_KAPPA_WARN} on {n_labeled} labels). For tree ensembles in this regime (MNIST-1D "
-        "in BENCHMARKS.md's quality matrix) SparseApproxSampler's batches measured no better "
-        "than random sampling; modAL's uncertainty_batch_sampling measured above it. Consider "
-        "it, or random sampling, until the model is more accurate.", NearChanceWarning,
-        stacklevel=5)
+def tree_embedding(reliability) -> str:
+    """``"leaf-input-gradient"`` for a tree ensemble near chance (``reliability``: what
+    :func:`labeled_reliability` returned), ``"leaf-gradient"`` otherwise or unmeasured."""
+    kappa, n = reliability.kappa, reliability.n_labeled
+    near = kappa is not None and kappa < TREE_NEAR_CHANCE_KAPPA and n >= TREE_NEAR_CHANCE_MIN_LABELED
+    return "leaf-input-gradient" if near else "leaf-gradient"
 
 
 def reliability_factor(alpha_reliability, kappa) -> float:

@@ -75,17 +75,22 @@ def _store_fit(est, key, value, cache=_TEMPERATURES):
 
 
 def auto_temperature(temperature, est, classifier, X_labeled, y_labeled, validation_data,
-                     random_state, leaves=False):
+                     random_state, kind=None):
     """``(T, source, refit)`` for the sampler's ``temperature``: a number as given
     (``"fixed"``), or ``"auto"`` calibrated on ``validation_data`` or a clone fitted on the
     labeled set (given, or the modAL ``classifier``'s), cached per fitted model; ``refit``:
-    whether this call fitted a clone."""
+    whether this call fitted a clone. ``kind``: the embedding (leaf kinds calibrate the leaf
+    logits; the committee's embedding has no ``"auto"``)."""
     from . import adapters
     from ._kinds import leaf_logits
     from .embeddings import DEFAULT_FALLBACK_TEMPERATURE, estimate_temperature
 
     if not isinstance(temperature, str):
         return float(temperature), "fixed", False
+    if kind == "committee-gradient":
+        raise ValueError("temperature='auto' is not supported with "
+                         "embedding='committee-gradient'; pass a number (default 0.01).")
+    leaves = kind is not None and kind.startswith("leaf")
     if X_labeled is None or y_labeled is None:
         X_labeled, y_labeled = adapters.get_labeled_data(classifier)
     if validation_data is None and (X_labeled is None or y_labeled is None):

@@ -32,12 +32,14 @@ from .backends import pool_backend
 from .problem import SparseApproxProblem
 from .solvers import PROX_RULES, greedy, proximal_iht
 from ._kinds import choose_embedding
-from ._reliability import check_alpha_reliability, labeled_reliability, reliability_factor
+from ._reliability import (TREE_INPUT_WEIGHT, check_alpha_reliability, labeled_reliability,
+                           reliability_factor, tree_embedding)
 
 __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
 SOLVERS = ("auto", "greedy", "iht")
-EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "committee-gradient", "posterior")
+EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "leaf-input-gradient", "committee-gradient",
+              "posterior")
 ALPHA_SCALES = ("pool", "none")
 
 
@@ -100,17 +102,21 @@ class SparseApproxSampler(QueryStrategy):
         IHT also stops once the batch has not changed for this many iterations.
     prox : {"exact", "paper"}, default="exact"
         IHT's proximal step; ``"paper"`` reproduces the paper's (suboptimal) rule.
-    embedding : {"auto", "gradient", "leaf-gradient", "committee-gradient", "posterior"}, \
-default="auto"
+    embedding : {"auto", "gradient", "leaf-gradient", "leaf-input-gradient", \
+"committee-gradient", "posterior"}, default="auto"
         ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
         layer; ``"leaf-gradient"``: the same on a tree ensemble's one-hot leaf indicators
         (random forest, extra trees, bagging of trees, gradient boosting; see
-        ``sparse_query.adapters._trees``); ``"committee-gradient"``: every modAL ``Committee``
+        ``sparse_query.adapters._trees``); ``"leaf-input-gradient"``: on the leaves and the
+        trees' standardized inputs (not boosting; ``sparse_query.embeddings.leaf_inputs``);
+        ``"committee-gradient"``: every modAL ``Committee``
         member's last-layer (or leaf) gradients under the committee's label distribution
         (``sparse_query.embeddings.committee``); ``"posterior"``: loss samples over posterior draws
         (eq. 13) from ensembles, committees, MC dropout or a variational last layer.
         ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
-        ensembles -> ``"leaf-gradient"``; committees whose members all have last layers or
+        ensembles -> ``"leaf-gradient"``, or ``"leaf-input-gradient"`` when ``"auto"``'s
+        ``kappa`` (``alpha_reliability``) is below 0.2 on 60 labels or more (near chance,
+        where the leaves alone were level with random sampling); committees whose members all have last layers or
         leaves (and know every class) -> ``"committee-gradient"``; other models with a last
         layer (including MC-dropout and variational nets) -> ``"gradient"``; anything else
         with posterior draws -> ``"posterior"``.
@@ -161,8 +167,8 @@ default="auto"
     n_pool_ : int
         Pool size seen by :meth:`fit`.
     embedding_kind_ : str
-        What was used: ``"gradient"``, ``"leaf-gradient"``, ``"committee-gradient"`` or
-        ``"posterior"``.
+        What was used: ``"gradient"``, ``"leaf-gradient"``, ``"leaf-input-gradient"``,
+        ``"committee-gradient"`` or ``"posterior"``.
     temperature_ : float or None
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
@@ -320,26 +326,22 @@ default="auto"
         adapters.check_fitted(classifier)
         est = adapters.unwrap_estimator(classifier)
         kind = choose_embedding(est, self.embedding)
+        rel = None
+        if kind == "leaf-gradient" and self.embedding == "auto":  # near chance: inputs too
+            rel = labeled_reliability(self.alpha_reliability, est, classifier, X_labeled,
+                                      y_labeled, self.random_state)
+            kind = tree_embedding(rel)
         self._backend = pool_backend(X_pool, batch_size=self.batch_size, dtype=self._dtype,
                                      progress=self._verbose > 1,
                                      **self.__dict__.get("_backend_options", {}))
-        self.temperature_ = None
-        self.temperature_source_ = None
-        self.temperature_refit_ = False
-        self._single_class = False
+        self.temperature_ = self.temperature_source_ = None
+        self.temperature_refit_ = self._single_class = False
 
         def temperature():  # resolved only for a model that knows two classes or more
-            if kind == "committee-gradient":
-                if isinstance(self.temperature, str):
-                    raise ValueError("temperature='auto' is not supported with "
-                                     "embedding='committee-gradient'; pass a number "
-                                     "(default 0.01).")
-                T, source = float(self.temperature), "fixed"
-            else:
-                T, source, self.temperature_refit_ = auto_temperature(
-                    self.temperature, est, classifier, X_labeled, y_labeled,
-                    self.validation_data, self.random_state, leaves=kind == "leaf-gradient")
-            self.temperature_, self.temperature_source_ = float(T), source
+            T, self.temperature_source_, self.temperature_refit_ = auto_temperature(
+                self.temperature, est, classifier, X_labeled, y_labeled,
+                self.validation_data, self.random_state, kind=kind)
+            self.temperature_ = float(T)
             return T
 
         if kind == "gradient":
@@ -350,17 +352,16 @@ default="auto"
         elif kind == "committee-gradient":
             emb = self._backend.committee_gradient(est, temperature)
         else:
-            emb = self._backend.leaf_gradient(est, temperature, class_blocks=self._leaf_blocks)
-        self.reliability_ = self.heldout_accuracy_ = None
-        self.alpha_reliability_ = self.reliability_source_ = None
-        if emb is None:
-            self._single_class = True
-        else:
-            (self.alpha_reliability_, self.reliability_, self.heldout_accuracy_,
-             self.reliability_source_) = labeled_reliability(
-                self.alpha_reliability, est, classifier, X_labeled, y_labeled, self.random_state,
-                kind)
+            emb = self._backend.leaf_gradient(
+                est, temperature, class_blocks=self._leaf_blocks,
+                input_weight=self._input_weight if kind == "leaf-input-gradient" else None)
+        self._single_class = emb is None
+        if emb is not None:
+            rel = rel or labeled_reliability(self.alpha_reliability, est, classifier, X_labeled,
+                                             y_labeled, self.random_state)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
+        (self.alpha_reliability_, self.reliability_, self.heldout_accuracy_,
+         self.reliability_source_) = (rel if emb is not None else (None,) * 4)[:4]
         self.embedding_kind_ = kind
         self.embedding_time_ = time.perf_counter() - t0
         if self._verbose:
@@ -373,6 +374,8 @@ default="auto"
 
     #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
     _leaf_blocks = True
+    #: leaf-input-gradient: the inputs' weight against the leaves (the harness varies it)
+    _input_weight = TREE_INPUT_WEIGHT
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):

@@ -236,52 +236,43 @@ def test_auto_warns_when_a_clone_fails_to_fit(digits):
     with pytest.warns(UserWarning, match=r"alpha_reliability='auto' fell back to alpha as "
                                          r"given: .*RuntimeError: boom"):
         from sparse_query._reliability import labeled_reliability
-        rule, kappa, acc, source = labeled_reliability("auto", _FailsToFit(), None, Xl, yl, 0)
+        rule, kappa, acc, source, _ = labeled_reliability("auto", _FailsToFit(), None, Xl, yl, 0)
     assert (rule, kappa, acc) == (None, None, None) and source.startswith("fallback: ")
 
 
-def test_a_tree_ensemble_near_chance_is_warned_about():
-    """Random labels: a forest's held-out accuracy is at chance, the regime where the quality
-    matrix measured the sampler below random for tree ensembles; a linear model is not warned
-    (nets and linear models stayed above random there)."""
-    import warnings
-
-    from sparse_query import NearChanceWarning
-
+def test_a_tree_ensemble_near_chance_gets_its_inputs_too():
+    """Random labels: a forest's held-out accuracy is at chance, the regime where the leaves
+    alone were level with random sampling in the quality matrix; ``auto`` then embeds the
+    leaves and the inputs. Not on fewer than 60 labels (the 3-fold estimate is too noisy),
+    not for an accurate forest, not with alpha_reliability=None (nothing measured) and never
+    for a linear model."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 8))
     y = rng.integers(0, 5, size=400)                 # labels independent of X
     forest = RandomForestClassifier(20, random_state=0).fit(X[:90], y[:90])
-    with pytest.warns(NearChanceWarning, match=r"RandomForestClassifier's held-out accuracy "
-                                               r"is near chance \(kappa=0\.\d\d < 0\.2 on 90 "
-                                               r"labels\)"):
-        s = SparseApproxSampler(random_state=0, device="cpu").fit(
-            X[90:], forest, X_labeled=X[:90], y_labeled=y[:90])
-    assert s.reliability_ < 0.2 and s.embedding_kind_ == "leaf-gradient"
-    # the same, measured again from the cache, warns again
-    with pytest.warns(NearChanceWarning):
-        SparseApproxSampler(random_state=0, device="cpu").fit(
-            X[90:], forest, X_labeled=X[:90], y_labeled=y[:90])
-    # on fewer than 60 labels the 3-fold estimate is too noisy to warn on
+    fit = dict(X_labeled=X[:90], y_labeled=y[:90])
+    s = SparseApproxSampler(random_state=0, device="cpu").fit(X[90:], forest, **fit)
+    assert s.reliability_ < 0.2 and s.embedding_kind_ == "leaf-input-gradient"
+    idx = np.asarray(s.query(10))
+    assert len(set(idx.tolist())) == 10
+    # the same as asking for it
+    t = SparseApproxSampler(random_state=0, device="cpu", embedding="leaf-input-gradient")
+    assert np.asarray(t.fit(X[90:], forest, **fit).query(10)).tolist() == idx.tolist()
+    assert t.embedding_kind_ == "leaf-input-gradient"
+    s = SparseApproxSampler(random_state=0, device="cpu", alpha_reliability=None)
+    assert s.fit(X[90:], forest, **fit).embedding_kind_ == "leaf-gradient"
     small = RandomForestClassifier(20, random_state=0).fit(X[:40], y[:40])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NearChanceWarning)
-        s = SparseApproxSampler(random_state=0, device="cpu").fit(
-            X[90:], small, X_labeled=X[:40], y_labeled=y[:40])
-    assert s.reliability_ < 0.2
+    s = SparseApproxSampler(random_state=0, device="cpu").fit(
+        X[90:], small, X_labeled=X[:40], y_labeled=y[:40])
+    assert s.reliability_ < 0.2 and s.embedding_kind_ == "leaf-gradient"
     lr = LogisticRegression(max_iter=300).fit(X[:90], y[:90])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NearChanceWarning)
-        SparseApproxSampler(random_state=0, device="cpu").fit(X[90:], lr, X_labeled=X[:90],
-                                                              y_labeled=y[:90])
-    # an accurate forest is not warned about
+    assert SparseApproxSampler(random_state=0, device="cpu").fit(
+        X[90:], lr, **fit).embedding_kind_ == "gradient"
     y_ok = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
     forest.fit(X[:90], y_ok[:90])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NearChanceWarning)
-        s = SparseApproxSampler(random_state=0, device="cpu").fit(
-            X[90:], forest, X_labeled=X[:90], y_labeled=y_ok[:90])
-    assert s.reliability_ >= 0.2
+    s = SparseApproxSampler(random_state=0, device="cpu").fit(
+        X[90:], forest, X_labeled=X[:90], y_labeled=y_ok[:90])
+    assert s.reliability_ >= 0.2 and s.embedding_kind_ == "leaf-gradient"
 
 
 def test_default_batch_is_deterministic_without_a_random_state(digits):

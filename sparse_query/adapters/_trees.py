@@ -67,6 +67,9 @@ class LeafLayer:
     column_class : ndarray of shape (n_leaves,) or None
         Boosting only: the logit column each leaf's value is added to (a multiclass model
         grows one tree per class and stage; a binary one adds to column 1 of ``[0, z]``).
+    inputs : ndarray (n_samples, n_features) float32, scipy.sparse.csr_matrix or None
+        What the trees split on (the pool after a pipeline's transforms), when asked for
+        with ``leaf_last_layer(..., with_inputs=True)``; sparse inputs stay CSR.
     """
 
     features: sp.csr_matrix
@@ -76,6 +79,7 @@ class LeafLayer:
     n_trees: int
     kind: str
     column_class: np.ndarray | None = None
+    inputs: np.ndarray | sp.csr_matrix | None = None
 
     def dense_features(self, dtype=torch.float32) -> torch.Tensor:
         """The indicators as a dense ``(n_samples, n_leaves)`` tensor.
@@ -179,7 +183,8 @@ def _forest_values(tree, cols, K):
 
 
 def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = False,
-                    eps: float = LEAF_EPS, rtol: float = 1e-6) -> LeafLayer:
+                    eps: float = LEAF_EPS, rtol: float = 1e-6,
+                    with_inputs: bool = False) -> LeafLayer:
     """One-hot leaf indicators and logits of a fitted tree ensemble on a pool.
 
     Parameters
@@ -200,6 +205,9 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
     rtol : float, default=1e-6
         Tolerance of the check that the leaf-linear reconstruction equals the estimator's own
         ``predict_proba`` (forests) or ``decision_function`` (boosting).
+    with_inputs : bool, default=False
+        Also return the trees' inputs (``LeafLayer.inputs``), for
+        ``embedding="leaf-input-gradient"``.
 
     Returns
     -------
@@ -258,11 +266,14 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
         binary = est.estimators_.shape[1] == 1
         column_class = np.concatenate([np.full(len(v), 1 if binary else k, dtype=np.int64)
                                        for v, (_, _, _, k) in zip(values, trees)])
-    rows, zs = [], []
+    rows, zs, xs = [], [], []
     with _progress(n, bool(progress), "leaves") as bar:
         for _, _, chunk in _chunks(X, n, batch_size, bar):
             x = _apply(transforms, chunk)
             _check_feature_names(est, x)  # we call each tree's apply on numpy: do sklearn's check
+            if with_inputs:
+                xs.append(sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x)
+                          else _to_numpy(x, np.float32))
             x = _to_numpy(x)
             c = x.shape[0]
             idx = np.empty((c, T), dtype=np.int64)
@@ -280,9 +291,12 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
     z = torch.from_numpy(np.concatenate(zs))
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
+    inputs = None
+    if with_inputs:
+        inputs = sp.vstack(xs, format="csr") if sp.issparse(xs[0]) else np.concatenate(xs)
     return LeafLayer(features=H, logits=z, bias=(kind == "boosting"), classes=classes,
                      n_trees=T, kind="boosting" if kind == "boosting" else "forest",
-                     column_class=column_class)
+                     column_class=column_class, inputs=inputs)
 
 
 def _check_and_logits(est, kind, x, idx, trees, values, offsets, K, eps, rtol):

@@ -95,10 +95,13 @@ class PoolBackend:
         """The posterior loss-sample embedding (eq. 13); None for a single-class model."""
         raise NotImplementedError
 
-    def leaf_gradient(self, est, temperature, *, class_blocks: bool) -> PoolEmbedding | None:
+    def leaf_gradient(self, est, temperature, *, class_blocks: bool,
+                      input_weight: float | None = None) -> PoolEmbedding | None:
         """The gradient embedding on a tree ensemble's one-hot leaf indicators
         (:mod:`sparse_query.adapters._trees`); ``temperature`` as in :meth:`gradient`;
-        ``class_blocks``: boosting's class-block gradients instead of the full outer product."""
+        ``class_blocks``: boosting's class-block gradients instead of the full outer product;
+        ``input_weight`` (not None): the trees' inputs join the leaves at that weight
+        (:mod:`sparse_query.embeddings.leaf_inputs`)."""
         raise NotImplementedError
 
     def committee_gradient(self, est, temperature) -> PoolEmbedding | None:

@@ -81,8 +81,9 @@ class DaskBackend(PoolBackend):
     def posterior(self, est, *, n_samples, random_state):
         raise self._unsupported("posterior")
 
-    def leaf_gradient(self, est, temperature, *, class_blocks):
-        raise self._unsupported("leaf-gradient")
+    def leaf_gradient(self, est, temperature, *, class_blocks, input_weight=None):
+        raise self._unsupported("leaf-gradient" if input_weight is None
+                                else "leaf-input-gradient")
 
     def committee_gradient(self, est, temperature):
         raise self._unsupported("committee-gradient")

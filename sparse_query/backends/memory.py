@@ -15,6 +15,7 @@ from ..adapters._draws import committee_last_layers
 from ..adapters._trees import leaf_last_layer
 from ..embeddings import class_block_gradient_embedding, committee_gradient_embedding
 from ..embeddings import gradient_embedding, posterior_embedding
+from ..embeddings.leaf_inputs import leaf_input_gradient_embedding
 from ..problem import DenseOperator
 from . import PoolBackend, PoolEmbedding
 
@@ -45,11 +46,22 @@ class InMemoryBackend(PoolBackend):
         emb = posterior_embedding(probs)
         return PoolEmbedding(DenseOperator(emb.e), emb.sigma, emb.e.shape[1])
 
-    def leaf_gradient(self, est, temperature, *, class_blocks):
-        ll = leaf_last_layer(est, self.X, batch_size=self.batch_size, progress=self.progress)
+    def leaf_gradient(self, est, temperature, *, class_blocks, input_weight=None):
+        ll = leaf_last_layer(est, self.X, batch_size=self.batch_size, progress=self.progress,
+                             with_inputs=input_weight is not None)
         if ll.logits.shape[1] < 2:
             return None
         T = temperature()
+        if input_weight is not None:  # leaves and the trees' inputs (leaf-input-gradient)
+            if ll.column_class is not None:
+                raise ValueError(
+                    "embedding='leaf-input-gradient' serves forests, extra trees and bagging "
+                    f"of trees; {type(est).__name__} is boosting: use "
+                    "embedding='leaf-gradient'.")
+            op, sigma = leaf_input_gradient_embedding(ll.logits, ll.features, ll.inputs,
+                                                      temperature=T, input_weight=input_weight,
+                                                      bias=ll.bias)
+            return PoolEmbedding(op, sigma, op.space_shape[0])
         if ll.column_class is not None and class_blocks:  # boosting: logit k reads its trees
             op, sigma = class_block_gradient_embedding(
                 ll.logits, ll.dense_features(), ll.column_class, temperature=T, bias=ll.bias,

@@ -20,6 +20,8 @@ Where each lives:
   :class:`SparseGradientEmbedding` (CSR features kept sparse);
 - :mod:`~sparse_query.embeddings.committee` -- a committee's gradient embedding over every
   member's last layer, and the class-block embedding of one-vs-rest boosting;
+- :mod:`~sparse_query.embeddings.leaf_inputs` -- a tree ensemble's leaves and its standardized
+  inputs as one last layer (``embedding="leaf-input-gradient"``);
 - :mod:`~sparse_query.embeddings.posterior` -- :class:`PosteriorEmbedding`,
   :func:`posterior_embedding`;
 - :mod:`~sparse_query.embeddings.temperature` -- :func:`fit_temperature`,

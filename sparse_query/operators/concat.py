@@ -2,7 +2,9 @@
 presented as one whose space vectors are flat concatenations of the blocks' (issue 14).
 
 The committee gradient embedding (:mod:`sparse_query.embeddings.committee`) returns one
-factored block per member; this operator lets the solvers see them as one embedding.
+factored block per member, the leaf-and-input embedding
+(:mod:`sparse_query.embeddings.leaf_inputs`) one block for the leaves (sparse) and one for the
+inputs; this operator lets the solvers see them as one embedding.
 """
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import math
 import torch
 
 from .base import DEFAULT_CHUNK, PoolOperator
-from .convert import sketch
-from .dense import DenseOperator, FactoredOperator
+from .convert import as_operator, sketch
+from .dense import DenseOperator
 
 __all__ = ["ConcatOperator"]
 
@@ -92,10 +94,8 @@ class ConcatOperator(PoolOperator):
     def to(self, device, dtype=None) -> "ConcatOperator":
         """A copy with every block on ``device`` (and in ``dtype``)."""
         dtype = dtype or self.dtype
-        return ConcatOperator([FactoredOperator(b.A.to(device, dtype), b.H.to(device, dtype),
-                                                ones_column=b.ones_column)
-                               if isinstance(b, FactoredOperator) else
-                               DenseOperator(b.E.to(device, dtype))
+        return ConcatOperator([as_operator(b, device=device, dtype=dtype,
+                                           chunk_size=self.chunk_size)
                                for b in self.blocks], chunk_size=self.chunk_size)
 
     def row_blocks(self):
