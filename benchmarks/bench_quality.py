@@ -16,7 +16,8 @@ Strategies: ``random`` (sparse_query.RandomSampling), ``modal-ubs`` (modAL's
 ``embedding="auto"``) and named variants ``ours:key=value,...``, and the library baselines
 ``coreset`` (BayesianCoreset), ``bald``, ``badge``, ``entropy``; ``ours-outer`` is the gradient
 boosting ablation (the full outer-product gradient embedding on the leaves instead of the
-exact class-block one).
+exact class-block one); ``ours-w<weight>`` sets the inputs' weight of
+``embedding="leaf-input-gradient"`` (default 0.5: ``sparse_query._reliability.TREE_INPUT_WEIGHT``).
 
 Every run is one JSON under ``<out>/<dataset>_<family>/``; ``<out>/quality.json`` holds the
 summary (mean AUC, paired difference to random per seed, its mean, std and min) and
@@ -115,7 +116,11 @@ FAMILIES = {
 #: ``alpha_reliability=None`` marks the runs made before ``"auto"`` became the sampler's
 #: default (issue 14): ``ours:alpha_reliability=None`` is the previous default.
 PREV = "alpha_reliability=None"
-TREE = ["random", "modal-ubs", "ours", f"ours:{PREV}", f"ours:temperature=0.1,{PREV}", "coreset"]
+#: ``ours:embedding=leaf-gradient`` is the default before near-chance trees got their inputs
+#: (``embedding="leaf-input-gradient"``, issue 14): the tree families' previous default
+LEAVES = "ours:embedding=leaf-gradient"
+TREE = ["random", "modal-ubs", "ours", LEAVES, f"ours:{PREV}", f"ours:temperature=0.1,{PREV}",
+        "coreset"]
 NET = ["random", "modal-ubs", "ours", f"ours:{PREV}",
        f"ours:embedding=posterior,n_posterior_samples=200,alpha=0,{PREV}", "coreset", "bald",
        "badge"]
@@ -170,6 +175,10 @@ def _strategy(spec, seed):
         class Outer(sq.SparseApproxSampler):
             _leaf_blocks = False
         return Outer(**{**common, **params})
+    if name.startswith("ours-w"):  # leaf-input-gradient at another weight of the inputs
+        class Weighted(sq.SparseApproxSampler):
+            _input_weight = float(name[len("ours-w"):])
+        return Weighted(**{**common, **params})
     cls = {"random": sq.RandomSampling, "coreset": sq.BayesianCoreset, "bald": sq.BALD,
            "badge": sq.BADGE, "entropy": sq.EntropySampling}[name]
     return cls(**{**common, **params})
@@ -304,12 +313,13 @@ def _matrix(rows, cells):
     """One line per (family, dataset): the default sampler against random and the best peer."""
     out = ["| family | dataset | seeds | `ours` (embedding) AUC − random | best peer: AUC − random "
            "| `ours` − best peer | `ours` ≥ random on every seed | previous default "
-           f"(`{PREV}`) − random |",
+           f"(trees: `{LEAVES[5:]}`, others: `{PREV}`) − random |",
            "|---|---|---|---|---|---|---|---|"]
     order = list(FAMILIES)
     for d, f in sorted(cells, key=lambda c: (order.index(c[1]), c[0])):
         rs = {r["strategy"]: r for r in rows if (r["dataset"], r["family"]) == (d, f)}
-        ours, prev = rs.get("ours"), rs.get(f"ours:{PREV}")
+        ours = rs.get("ours")
+        prev = rs.get(LEAVES if TREE is DEFAULT_STRATEGIES[f] else f"ours:{PREV}")
         if ours is None and f"ours:embedding=leaf-gradient,{PREV}" in rs:
             # embedding="auto" refuses gradient boosting: the explicit leaf embedding, at the
             # default when it was run there (else the previous default, shown once)
@@ -346,8 +356,12 @@ def _alpha_table(rows):
            "|---|---|" + "---|" * len(ALPHAS)]
     for f in FAMILIES:
         for d in ("digits", "mnist", "mnist1d"):
-            names = [s if f != "gb" else s.replace("ours", "ours:embedding=leaf-gradient")
+            # the leaf embedding throughout (gradient boosting: auto refuses it; the other
+            # trees: auto adds the inputs near chance, not an alpha variant)
+            names = [s if f != "gb" else s.replace("ours", LEAVES)
                      .replace("leaf-gradient:", "leaf-gradient,") for s, _ in ALPHAS]
+            if DEFAULT_STRATEGIES[f] is TREE:
+                names[0] = LEAVES
             cells = [rs.get((f, d, s)) for s in names]
             if cells[1] is None or sum(c is not None for c in cells) < 2:
                 continue
