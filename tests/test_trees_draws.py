@@ -397,7 +397,9 @@ def test_committee_and_boosting_blocks_on_cuda(digits):
     com = _committee([LogisticRegression(max_iter=200),
                       RandomForestClassifier(n_estimators=4, random_state=0)], X0, y0)
     gb = ENSEMBLES["gb"]().fit(X0, y0)
-    for est, emb in ((com, "auto"), (gb, "leaf-gradient"), (ENSEMBLES["rf"]().fit(X0, y0), "auto")):
+    rf = ENSEMBLES["rf"]().fit(X0, y0)
+    for est, emb in ((com, "auto"), (gb, "leaf-gradient"), (rf, "auto"),
+                     (rf, "leaf-input-gradient")):  # a sparse and a dense block
         cpu = SparseApproxSampler(embedding=emb, device="cpu", dtype="float64",
                                   random_state=0).fit_query(Xp, est, 10)
         gpu = SparseApproxSampler(embedding=emb, device="cuda", dtype="float64",

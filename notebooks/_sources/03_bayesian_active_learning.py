@@ -278,7 +278,8 @@ for (model_name, name), r in results.items():
 #   produce posterior draws works, including ensembles (`RandomForestClassifier`, bagging)
 #   and modAL `Committee`s, whose members are the draws. It has to be asked for, as here:
 #   the default `embedding="auto"` gives MC-dropout and variational nets (which have a last
-#   layer) the gradient embedding, tree ensembles leaf-indicator gradients and committees
+#   layer) the gradient embedding, tree ensembles leaf-indicator gradients (beside their
+#   inputs when the held-out accuracy is near chance) and committees
 #   their members' gradients.
 # * The price of a batch-aware Bayesian strategy differs enormously: BatchBALD pays for
 #   joint entropies (seconds per query even with `n_configurations=200`), the sparse
