@@ -33,23 +33,50 @@ from .gradient import gradient_embedding
 __all__ = ["standardized_inputs", "leaf_input_gradient_embedding"]
 
 
-def standardized_inputs(X):
-    """``x~``: dense columns centred and scaled to unit variance, sparse ones scaled to unit
-    root mean square (kept CSR); constant (or all-zero) columns become zero. float32."""
+_CHUNK = 16384
+
+
+def _column_stats(X):
+    """``(centre, scale)`` per column: ``x~ = (x - centre) * scale``. Dense: the mean and one over
+    the standard deviation (rows shifted by the first row and summed in float64, chunk by
+    chunk: no float64 copy of the pool); sparse: no centre and one over the root mean square.
+    A constant (or all-zero) column gets scale 0."""
+    n = X.shape[0]
     if sp.issparse(X):
-        X = sp.csr_matrix(X, dtype=np.float64)
-        rms = np.sqrt(np.asarray(X.multiply(X).mean(axis=0)).ravel())
-        scale = np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0)
-        return sp.csr_matrix(X @ sp.diags(scale), dtype=np.float32)
-    X = np.asarray(X, dtype=np.float64)
-    sd = X.std(axis=0)
-    scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-12 * (1 + np.abs(X).max(0)))
-    return ((X - X.mean(axis=0)) * scale).astype(np.float32)
+        sq = np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel() / n
+        rms = np.sqrt(sq)
+        return None, np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0)
+    shift = np.asarray(X[0], dtype=np.float64)
+    s1 = np.zeros(X.shape[1]); s2 = np.zeros(X.shape[1])
+    for i in range(0, n, _CHUNK):
+        c = np.asarray(X[i:i + _CHUNK], dtype=np.float64) - shift
+        s1 += c.sum(0)
+        s2 += (c * c).sum(0)
+    m = s1 / n
+    sd = np.sqrt(np.maximum(s2 / n - m * m, 0.0))
+    return shift + m, np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+
+
+def _scaled(X, centre, scale):
+    """``(X - centre) * scale`` as float32 (dense, filled chunk by chunk) or CSR."""
+    if sp.issparse(X):
+        return sp.csr_matrix(sp.csr_matrix(X, dtype=np.float64) @ sp.diags(scale),
+                             dtype=np.float32)
+    out = np.empty(X.shape, dtype=np.float32)
+    for i in range(0, X.shape[0], _CHUNK):
+        out[i:i + _CHUNK] = (np.asarray(X[i:i + _CHUNK], dtype=np.float64) - centre) * scale
+    return out
 
 
 def _rms_row_norm(H) -> float:
-    sq = np.asarray(H.multiply(H).sum(axis=1)).ravel() if sp.issparse(H) else (H * H).sum(1)
-    return float(np.sqrt(np.mean(sq, dtype=np.float64)))
+    """``sqrt(mean_j ||H_j||^2)`` of a sparse matrix."""
+    return float(np.sqrt(np.asarray(H.multiply(H).sum(axis=1), dtype=np.float64).mean()))
+
+
+def standardized_inputs(X):
+    """``x~``: dense columns centred and scaled to unit variance, sparse ones scaled to unit
+    root mean square (kept CSR); constant (or all-zero) columns become zero. float32."""
+    return _scaled(X, *_column_stats(X))
 
 
 def leaf_input_gradient_embedding(logits, leaves, inputs, *, temperature: float,
@@ -86,12 +113,11 @@ def leaf_input_gradient_embedding(logits, leaves, inputs, *, temperature: float,
     emb = gradient_embedding(logits, sp.csr_matrix(leaves * (1.0 / r_l), dtype=np.float32),
                              temperature=temperature, bias=bias)
     blocks, sigma2 = [emb.operator()], emb.sigma.double() ** 2
-    x = standardized_inputs(inputs)
-    r_x = _rms_row_norm(x)
-    if w > 0 and r_x > 0:
-        x = x * np.float32(w / r_x)
-        emb_x = gradient_embedding(logits, sp.csr_matrix(x) if sp.issparse(x) else x,
-                                   temperature=temperature, bias=False)
+    centre, scale = _column_stats(inputs)
+    active = int(np.count_nonzero(scale))  # each such column of x~ has mean square 1: r_x^2
+    if w > 0 and active > 0:
+        x = _scaled(inputs, centre, scale * (w / np.sqrt(active)))  # w x~ / r_x, one pass
+        emb_x = gradient_embedding(logits, x, temperature=temperature, bias=False)
         blocks.append(emb_x.operator())
         sigma2 = sigma2 + emb_x.sigma.double() ** 2
     return ConcatOperator(blocks), sigma2.sqrt().to(emb.sigma.dtype)
