@@ -27,7 +27,8 @@ import scipy.sparse as sp
 import torch
 
 from .._utils import check_float
-from ..operators import ConcatOperator
+from ..operators import ConcatOperator, FactoredOperator
+from ._gradient_core import _class_factors
 from .gradient import gradient_embedding
 
 __all__ = ["standardized_inputs", "leaf_input_gradient_embedding"]
@@ -36,20 +37,25 @@ __all__ = ["standardized_inputs", "leaf_input_gradient_embedding"]
 _CHUNK = 16384
 
 
+def _chunk_rows(X) -> int:
+    """Rows per chunk: about 2^20 values (8 MB of float64 temporaries)."""
+    return max(1, 2 ** 20 // max(1, X.shape[1]))
+
+
 def _column_stats(X):
     """``(centre, scale)`` per column: ``x~ = (x - centre) * scale``. Dense: the mean and one over
     the standard deviation (rows shifted by the first row and summed in float64, chunk by
     chunk: no float64 copy of the pool); sparse: no centre and one over the root mean square.
     A constant (or all-zero) column gets scale 0."""
-    n = X.shape[0]
+    n, chunk = X.shape[0], _chunk_rows(X)
     if sp.issparse(X):
         sq = np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel() / n
         rms = np.sqrt(sq)
         return None, np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0)
     shift = np.asarray(X[0], dtype=np.float64)
     s1 = np.zeros(X.shape[1]); s2 = np.zeros(X.shape[1])
-    for i in range(0, n, _CHUNK):
-        c = np.asarray(X[i:i + _CHUNK], dtype=np.float64) - shift
+    for i in range(0, n, chunk):
+        c = np.asarray(X[i:i + chunk], dtype=np.float64) - shift
         s1 += c.sum(0)
         s2 += (c * c).sum(0)
     m = s1 / n
@@ -62,9 +68,9 @@ def _scaled(X, centre, scale):
     if sp.issparse(X):
         return sp.csr_matrix(sp.csr_matrix(X, dtype=np.float64) @ sp.diags(scale),
                              dtype=np.float32)
-    out = np.empty(X.shape, dtype=np.float32)
-    for i in range(0, X.shape[0], _CHUNK):
-        out[i:i + _CHUNK] = (np.asarray(X[i:i + _CHUNK], dtype=np.float64) - centre) * scale
+    out, chunk = np.empty(X.shape, dtype=np.float32), _chunk_rows(X)
+    for i in range(0, X.shape[0], chunk):
+        out[i:i + chunk] = (np.asarray(X[i:i + chunk], dtype=np.float64) - centre) * scale
     return out
 
 
@@ -117,7 +123,18 @@ def leaf_input_gradient_embedding(logits, leaves, inputs, *, temperature: float,
     active = int(np.count_nonzero(scale))  # each such column of x~ has mean square 1: r_x^2
     if w > 0 and active > 0:
         x = _scaled(inputs, centre, scale * (w / np.sqrt(active)))  # w x~ / r_x, one pass
-        emb_x = gradient_embedding(logits, x, temperature=temperature, bias=False)
-        blocks.append(emb_x.operator())
-        sigma2 = sigma2 + emb_x.sigma.double() ** 2
+        if sp.issparse(x):
+            emb_x = gradient_embedding(logits, x, temperature=temperature, bias=False)
+            blocks.append(emb_x.operator())
+            sigma_x = emb_x.sigma
+        else:  # the dense block: x itself beside the leaves' a = p - P (no float64 copy of x)
+            z = emb.a.new_tensor(logits) if not isinstance(logits, torch.Tensor) else logits
+            _, _, dist = _class_factors(z.to(emb.a.dtype), temperature, _CHUNK)
+            h = torch.from_numpy(x)
+            sigma_x, chunk = torch.empty_like(dist), _chunk_rows(x)
+            for i in range(0, x.shape[0], chunk):
+                norm = torch.linalg.vector_norm(h[i:i + chunk].to(dist.dtype), dim=1)
+                sigma_x[i:i + chunk] = norm * dist[i:i + chunk] / x.shape[0]
+            blocks.append(FactoredOperator(emb.a.to(h.dtype), h))
+        sigma2 = sigma2 + sigma_x.double() ** 2
     return ConcatOperator(blocks), sigma2.sqrt().to(emb.sigma.dtype)
