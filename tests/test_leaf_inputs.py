@@ -145,3 +145,30 @@ def test_dask_pool_names_the_embedding_it_cannot_serve(inproc_client):
     with pytest.raises(ValueError, match="embedding='gradient' only.*'leaf-input-gradient'"):
         SparseApproxSampler(embedding="leaf-input-gradient", device="cpu").fit(
             da.from_array(X, chunks=20), rf)
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+def test_through_a_modal_learner_and_a_dataframe_pool():
+    """The call a modAL user makes: a near-chance forest (labels independent of the inputs)
+    behind an ActiveLearner, on a DataFrame pool, picks with the inputs beside the leaves; the
+    same batch as the numpy pool."""
+    modAL = pytest.importorskip("modAL")
+    pd = pytest.importorskip("pandas")
+    from modAL.models import ActiveLearner
+
+    from sparse_query import SparseApproxSampler
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 6))
+    y = rng.integers(0, 4, size=500)
+    cols = [f"f{i}" for i in range(6)]
+    frame = pd.DataFrame(X, columns=cols)
+    s = SparseApproxSampler(random_state=0, device="cpu")
+    learner = ActiveLearner(estimator=RandomForestClassifier(20, random_state=0),
+                            query_strategy=s, X_training=frame.iloc[:90], y_training=y[:90])
+    idx, _ = learner.query(frame.iloc[90:], n_instances=15)
+    assert s.embedding_kind_ == "leaf-input-gradient" and s.reliability_ < 0.2
+    assert len(set(np.asarray(idx).tolist())) == 15
+    plain = SparseApproxSampler(random_state=0, device="cpu").fit_query(
+        X[90:], learner.estimator, 15, X_labeled=frame.iloc[:90], y_labeled=y[:90])
+    assert sorted(np.asarray(idx).tolist()) == sorted(plain.tolist())
