@@ -12,7 +12,8 @@ a Gaussian pool of ``n`` rows and ``d`` columns. Rows per (n, d, b):
 
 Every call pays its own held-out fits (the ``kappa`` cache is cleared). Peak memory is the
 RSS increment over the inputs during the call (``bench_solvers._PeakRSS``);
-1 torch thread; one call per row (medians of ``--repeats``). The development machine has 2
+1 torch thread; each row runs in its own process (a warm-up call on a tiny pool first), one call
+per row (medians of ``--repeats``). The development machine has 2
 cores shared with other jobs: read the times as ratios within one run.
 
     python benchmarks/bench_leaf_inputs_cost.py --pools 10000 100000 --dims 40 784 --batches 30 300
@@ -26,6 +27,7 @@ import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,31 +71,39 @@ def _call(method, pool, rf, Xl, yl, b):
             "embedding_s": s.embedding_time_, "solve_s": s.solve_time_}
 
 
-def run(pools, dims, batches, methods, repeats):
+def one(n, d, b, method, repeats):
+    """One row, in this (fresh) process: warm up, then time and measure ``repeats`` calls."""
     import torch
 
     torch.set_num_threads(1)
-    warm = _setup(500, 8)
-    for m in methods:                                   # imports and first-call costs
-        _call(m, *warm, 10)
+    _call(method, *_setup(500, 8), 10)                 # imports and first-call costs
+    pool, rf, Xl, yl = _setup(n, d)
+    times, info, peak = [], {}, 0.0
+    for _ in range(repeats):
+        gc.collect()
+        with _PeakRSS() as mem:
+            base = mem.peak
+            t0 = time.perf_counter()
+            info = _call(method, pool, rf, Xl, yl, b)
+            times.append(time.perf_counter() - t0)
+        peak = max(peak, (mem.peak - base) / 2**20)
+    return dict(n=n, d=d, b=b, method=method, seconds=statistics.median(times), peak_mb=peak,
+                pool_mb=pool.nbytes / 2**20, loadavg=os.getloadavg()[0], **info)
+
+
+def run(pools, dims, batches, methods, repeats):
+    """Every row in its own process, so that no row's peak memory rides on another's."""
     rows = []
     for n in pools:
         for d in dims:
-            pool, rf, Xl, yl = _setup(n, d)
             for b in batches:
                 for m in methods:
-                    times, info, peak = [], {}, 0.0
-                    for _ in range(repeats):
-                        gc.collect()
-                        with _PeakRSS() as mem:
-                            base = mem.peak
-                            t0 = time.perf_counter()
-                            info = _call(m, pool, rf, Xl, yl, b)
-                            times.append(time.perf_counter() - t0)
-                        peak = max(peak, (mem.peak - base) / 2**20)
-                    row = dict(n=n, d=d, b=b, method=m, seconds=statistics.median(times),
-                               peak_mb=peak, pool_mb=pool.nbytes / 2**20,
-                               loadavg=os.getloadavg()[0], **info)
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--one", str(n), str(d), str(b), m,
+                         "--repeats", str(repeats)],
+                        check=True, capture_output=True, text=True,
+                        env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+                    row = json.loads(out.strip().splitlines()[-1])
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     return rows
@@ -117,7 +127,16 @@ def main(argv=None):
     ap.add_argument("--batches", nargs="+", type=int, default=[30, 300])
     ap.add_argument("--methods", nargs="+", default=["auto", "leaf-gradient", "modal-ubs"])
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--one", nargs=4, metavar=("N", "D", "B", "METHOD"),
+                    help="run one row in this process and print it (what each row's process does)")
     a = ap.parse_args(argv)
+    if a.one:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        n, d, b, m = a.one
+        print(json.dumps(one(int(n), int(d), int(b), m, a.repeats)))
+        return
     rows = run(a.pools, a.dims, a.batches, a.methods, a.repeats)
     OUT.mkdir(exist_ok=True)
     (OUT / "leaf_inputs_cost.json").write_text(json.dumps(rows, indent=1))

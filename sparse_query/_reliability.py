@@ -128,7 +128,8 @@ def tree_embedding(reliability) -> str:
     """``"leaf-input-gradient"`` for a tree ensemble near chance (``reliability``: what
     :func:`labeled_reliability` returned), ``"leaf-gradient"`` otherwise or unmeasured."""
     kappa, n = reliability.kappa, reliability.n_labeled
-    near = kappa is not None and kappa < TREE_NEAR_CHANCE_KAPPA and n >= TREE_NEAR_CHANCE_MIN_LABELED
+    near = (kappa is not None and kappa < TREE_NEAR_CHANCE_KAPPA
+            and n >= TREE_NEAR_CHANCE_MIN_LABELED)
     return "leaf-input-gradient" if near else "leaf-gradient"
 
 

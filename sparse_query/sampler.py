@@ -116,8 +116,9 @@ class SparseApproxSampler(QueryStrategy):
         ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
         ensembles -> ``"leaf-gradient"``, or ``"leaf-input-gradient"`` when ``"auto"``'s
         ``kappa`` (``alpha_reliability``) is below 0.2 on 60 labels or more (near chance,
-        where the leaves alone were level with random sampling); committees whose members all have last layers or
-        leaves (and know every class) -> ``"committee-gradient"``; other models with a last
+        where the leaves alone were level with random sampling); committees whose members
+        all have last layers or leaves (and know every class) -> ``"committee-gradient"``;
+        other models with a last
         layer (including MC-dropout and variational nets) -> ``"gradient"``; anything else
         with posterior draws -> ``"posterior"``.
     temperature : "auto" or float, default=0.01
@@ -327,7 +328,8 @@ class SparseApproxSampler(QueryStrategy):
         est = adapters.unwrap_estimator(classifier)
         kind = choose_embedding(est, self.embedding)
         rel = None
-        if kind == "leaf-gradient" and self.embedding == "auto":  # near chance: inputs too
+        if (kind == "leaf-gradient" and self.embedding == "auto"  # near chance: inputs too
+                and len(getattr(est, "classes_", ())) > 1):
             rel = labeled_reliability(self.alpha_reliability, est, classifier, X_labeled,
                                       y_labeled, self.random_state)
             kind = tree_embedding(rel)

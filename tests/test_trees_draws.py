@@ -388,6 +388,12 @@ def test_single_class_forest_warns_and_returns_a_batch(digits):
     with pytest.warns(UserWarning, match=r"single class"):
         idx = SparseApproxSampler(device="cpu", random_state=0).fit_query(Xp, rf, 7)
     assert len(np.unique(idx)) == 7
+    # an explicit reliability rule is not asked to measure a one-class model either
+    with pytest.warns(UserWarning, match=r"single class"):
+        idx = SparseApproxSampler(device="cpu", random_state=0, alpha_reliability="held-out"
+                                  ).fit_query(Xp, rf, 7, X_labeled=X0,
+                                              y_labeled=np.zeros(len(X0), int))
+    assert len(np.unique(idx)) == 7
 
 
 @pytest.mark.gpu
