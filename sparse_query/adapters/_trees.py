@@ -67,9 +67,11 @@ class LeafLayer:
     column_class : ndarray of shape (n_leaves,) or None
         Boosting only: the logit column each leaf's value is added to (a multiclass model
         grows one tree per class and stage; a binary one adds to column 1 of ``[0, z]``).
-    inputs : ndarray (n_samples, n_features) float32, scipy.sparse.csr_matrix or None
+    inputs : ndarray (n_samples, n_features), scipy.sparse.csr_matrix or None
         What the trees split on (the pool after a pipeline's transforms), when asked for
-        with ``leaf_last_layer(..., with_inputs=True)``; sparse inputs stay CSR.
+        with ``leaf_last_layer(..., with_inputs=True)``: a numeric numpy pool without
+        transforms is returned itself (no copy), anything else as float32; sparse inputs stay
+        CSR.
     """
 
     features: sp.csr_matrix
@@ -267,11 +269,13 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
         column_class = np.concatenate([np.full(len(v), 1 if binary else k, dtype=np.int64)
                                        for v, (_, _, _, k) in zip(values, trees)])
     rows, zs, xs = [], [], []
+    # a numeric numpy pool fed to the trees as is is its own inputs: no copy of it is kept
+    own = with_inputs and not transforms and isinstance(X, np.ndarray) and X.dtype.kind in "fiub"
     with _progress(n, bool(progress), "leaves") as bar:
         for _, _, chunk in _chunks(X, n, batch_size, bar):
             x = _apply(transforms, chunk)
             _check_feature_names(est, x)  # we call each tree's apply on numpy: do sklearn's check
-            if with_inputs:
+            if with_inputs and not own:
                 xs.append(sp.csr_matrix(x, dtype=np.float32) if sp.issparse(x)
                           else _to_numpy(x, np.float32))
             x = _to_numpy(x)
@@ -292,7 +296,9 @@ def leaf_last_layer(estimator, X, *, batch_size: int = 1024, progress: bool = Fa
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
     inputs = None
-    if with_inputs:
+    if own:
+        inputs = X
+    elif with_inputs:
         inputs = sp.vstack(xs, format="csr") if sp.issparse(xs[0]) else np.concatenate(xs)
     return LeafLayer(features=H, logits=z, bias=(kind == "boosting"), classes=classes,
                      n_trees=T, kind="boosting" if kind == "boosting" else "forest",

@@ -42,6 +42,11 @@ def _chunk_rows(X) -> int:
     return max(1, 2 ** 20 // max(1, X.shape[1]))
 
 
+def _rows64(X, start, count):
+    """Rows ``start:start+count`` as float64, through float32 (the values the trees compare)."""
+    return np.asarray(X[start:start + count], dtype=np.float32).astype(np.float64)
+
+
 def _column_stats(X):
     """``(centre, scale)`` per column: ``x~ = (x - centre) * scale``. Dense: the mean and one over
     the standard deviation (rows shifted by the first row and summed in float64, chunk by
@@ -52,10 +57,10 @@ def _column_stats(X):
         sq = np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel() / n
         rms = np.sqrt(sq)
         return None, np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0)
-    shift = np.asarray(X[0], dtype=np.float64)
+    shift = _rows64(X, 0, 1)[0]
     s1 = np.zeros(X.shape[1]); s2 = np.zeros(X.shape[1])
     for i in range(0, n, chunk):
-        c = np.asarray(X[i:i + chunk], dtype=np.float64) - shift
+        c = _rows64(X, i, chunk) - shift
         s1 += c.sum(0)
         s2 += (c * c).sum(0)
     m = s1 / n
@@ -70,7 +75,7 @@ def _scaled(X, centre, scale):
                              dtype=np.float32)
     out, chunk = np.empty(X.shape, dtype=np.float32), _chunk_rows(X)
     for i in range(0, X.shape[0], chunk):
-        out[i:i + chunk] = (np.asarray(X[i:i + chunk], dtype=np.float64) - centre) * scale
+        out[i:i + chunk] = (_rows64(X, i, chunk) - centre) * scale
     return out
 
 
