@@ -264,12 +264,11 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
     sampler = SparseApproxSampler(
         solver=solver, alpha=alpha, alpha_scale="none", alpha_reliability=None, beta=beta,
         max_iter=max_iter, tol=tol,
-        patience=patience, embedding="gradient", temperature=temperature,
+        patience=patience, iht_init=init, embedding="gradient", temperature=temperature,
         sketch_dim=sketch_dim, batch_size=batch_size, device="cpu", dtype=dtype,
         random_state=random_state,
     )
     sampler._backend_options = {"client": client, "timeout": timeout}
-    sampler._iht_init = init
     try:
         idx = sampler.fit(X_pool, estimator).query(n_instances)
         n_chunks = len(sampler._operator.chunks)

@@ -30,7 +30,7 @@ from ._temperature_cache import (  # noqa: F401 - tests clear the caches here
 )
 from .backends import pool_backend
 from .problem import SparseApproxProblem
-from .solvers import PROX_RULES, greedy, proximal_iht
+from .solvers import IHT_INITS, PROX_RULES, greedy, proximal_iht
 from ._kinds import choose_embedding
 from ._reliability import (TREE_INPUT_WEIGHT, check_alpha_reliability, labeled_reliability,
                            reliability_factor, tree_embedding)
@@ -102,6 +102,10 @@ class SparseApproxSampler(QueryStrategy):
         IHT also stops once the batch has not changed for this many iterations.
     prox : {"exact", "paper"}, default="exact"
         IHT's proximal step; ``"paper"`` reproduces the paper's (suboptimal) rule.
+    iht_init : {"fallback", "zero", "both", "spread"}, default="fallback"
+        IHT's start (:func:`~sparse_query.proximal_iht`'s ``init``): ``"zero"`` is the paper's
+        single start; ``"fallback"`` adds the second start only when the first batch is not
+        below a random-like one; ``"both"`` always runs both (about twice the solve time).
     embedding : {"auto", "gradient", "leaf-gradient", "leaf-input-gradient", \
 "committee-gradient", "posterior"}, default="auto"
         ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
@@ -202,7 +206,10 @@ class SparseApproxSampler(QueryStrategy):
     history_ : list of float
         Objective per solver step.
     embedding_time_ : float
-        Seconds spent in :meth:`fit` (inference and embedding).
+        Seconds spent in :meth:`fit` on inference and the embedding (refits excluded).
+    refit_time_ : float
+        Seconds :meth:`fit` spent fitting copies of the model for ``temperature="auto"`` and
+        ``alpha_reliability`` (0 when nothing was refitted or a cached result was reused).
     solve_time_ : float
         Seconds spent in the solver by the last :meth:`query`.
 
@@ -244,12 +251,13 @@ class SparseApproxSampler(QueryStrategy):
         "alpha_reliability_", "reliability_", "heldout_accuracy_", "reliability_source_",
         "solver_", "sketch_dim_",
         "alpha_effective_", "weights_", "objective_", "n_iter_", "converged_", "history_",
-        "result_", "embedding_time_", "solve_time_",
+        "result_", "embedding_time_", "refit_time_", "solve_time_",
     )
 
     def __init__(self, solver: str = "auto", *, alpha: float = 0.1, alpha_scale: str = "pool",
                  alpha_reliability="auto", beta: float = 1e-3,
                  tau: float = 1.0, max_iter: int = 100, tol: float = 1e-4, patience=10, prox: str = "exact",
+                 iht_init: str = "fallback",
                  embedding: str = "auto", temperature=0.01,
                  validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
                  batch_size: int = 1024, device="auto", dtype="float32", random_state=None,
@@ -264,6 +272,7 @@ class SparseApproxSampler(QueryStrategy):
         self.tol = tol
         self.patience = patience
         self.prox = prox
+        self.iht_init = iht_init
         self.embedding = embedding
         self.temperature = temperature
         self.validation_data = validation_data
@@ -288,6 +297,7 @@ class SparseApproxSampler(QueryStrategy):
         if self.patience is not None:
             check_int(self.patience, "patience", min_val=1)
         check_option(self.prox, "prox", PROX_RULES)
+        check_option(self.iht_init, "iht_init", IHT_INITS)
         check_option(self.embedding, "embedding", EMBEDDINGS)
         if isinstance(self.temperature, str):
             if self.temperature != "auto":
@@ -324,14 +334,23 @@ class SparseApproxSampler(QueryStrategy):
         # rows and hold the embedding as an operator, solve on that operator (_query).
         # Where the rows live (memory, scipy.sparse, a Dask cluster) is the backend's concern
         t0 = time.perf_counter()
+        refit = [0.0]  # seconds in the refits of temperature="auto" and alpha_reliability
+
+        def timed(f, *args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                refit[0] += time.perf_counter() - t
+
         adapters.check_fitted(classifier)
         est = adapters.unwrap_estimator(classifier)
         kind = choose_embedding(est, self.embedding)
         rel = None
         if (kind == "leaf-gradient" and self.embedding == "auto"  # near chance: inputs too
                 and len(getattr(est, "classes_", ())) > 1):
-            rel = labeled_reliability(self.alpha_reliability, est, classifier, X_labeled,
-                                      y_labeled, self.random_state)
+            rel = timed(labeled_reliability, self.alpha_reliability, est, classifier,
+                        X_labeled, y_labeled, self.random_state)
             kind = tree_embedding(rel)
         self._backend = pool_backend(X_pool, batch_size=self.batch_size, dtype=self._dtype,
                                      progress=self._verbose > 1,
@@ -340,8 +359,8 @@ class SparseApproxSampler(QueryStrategy):
         self.temperature_refit_ = self._single_class = False
 
         def temperature():  # resolved only for a model that knows two classes or more
-            T, self.temperature_source_, self.temperature_refit_ = auto_temperature(
-                self.temperature, est, classifier, X_labeled, y_labeled,
+            T, self.temperature_source_, self.temperature_refit_ = timed(
+                auto_temperature, self.temperature, est, classifier, X_labeled, y_labeled,
                 self.validation_data, self.random_state, kind=kind)
             self.temperature_ = float(T)
             return T
@@ -355,29 +374,21 @@ class SparseApproxSampler(QueryStrategy):
             emb = self._backend.committee_gradient(est, temperature)
         else:
             emb = self._backend.leaf_gradient(
-                est, temperature, class_blocks=self._leaf_blocks,
-                input_weight=self._input_weight if kind == "leaf-input-gradient" else None)
+                est, temperature, class_blocks=True,
+                input_weight=TREE_INPUT_WEIGHT if kind == "leaf-input-gradient" else None)
         self._single_class = emb is None
         if emb is not None:
-            rel = rel or labeled_reliability(self.alpha_reliability, est, classifier, X_labeled,
-                                             y_labeled, self.random_state)
+            rel = rel or timed(labeled_reliability, self.alpha_reliability, est, classifier,
+                               X_labeled, y_labeled, self.random_state)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         (self.alpha_reliability_, self.reliability_, self.heldout_accuracy_,
          self.reliability_source_) = (rel if emb is not None else (None,) * 4)[:4]
         self.embedding_kind_ = kind
-        self.embedding_time_ = time.perf_counter() - t0
+        self.refit_time_ = refit[0]
+        self.embedding_time_ = time.perf_counter() - t0 - self.refit_time_
         if self._verbose:
             print(f"[SparseApproxSampler] {kind} embedding of {self.n_pool_} points in "
                   f"{self.embedding_time_:.2f}s")
-
-    #: IHT's starts (solvers.proximal_iht's ``init``); None: the solver's default.
-    #: query_dask sets "zero", its start before issue 16; the benchmark harness sets others
-    _iht_init = None
-
-    #: boosting: class-block gradients (True) or the full outer product (False); see BENCHMARKS
-    _leaf_blocks = True
-    #: leaf-input-gradient: the inputs' weight against the leaves (the harness varies it)
-    _input_weight = TREE_INPUT_WEIGHT
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
@@ -416,10 +427,9 @@ class SparseApproxSampler(QueryStrategy):
                 res = greedy(problem, tau=self.tau)
             else:
                 pool = backend.pool_vectors(problem)
-                start = {} if self._iht_init is None else {"init": self._iht_init}
                 res = proximal_iht(problem, max_iter=self.max_iter, tol=self.tol,
-                                   patience=self.patience, prox=self.prox, _pool=pool,
-                                   **start)
+                                   patience=self.patience, prox=self.prox,
+                                   init=self.iht_init, _pool=pool)
         finally:
             if pool is not None:
                 pool.close()

@@ -352,6 +352,7 @@ BAD_PARAMS = [
     ({"tol": -1e-3}, ValueError, r"tol=-0.001 must be >= 0"),
     ({"patience": 0}, ValueError, r"patience=0 must be >= 1"),
     ({"prox": "fast"}, ValueError, r"prox='fast' is not one of"),
+    ({"iht_init": "warm"}, ValueError, r"iht_init='warm' is not one of \['both', 'fallback', 'spread', 'zero'\]"),
     ({"embedding": "bayes"}, ValueError, r"embedding='bayes' is not one of"),
     ({"temperature": "hot"}, ValueError, r"temperature='hot' must be 'auto' or a number >= 0"),
     ({"temperature": -0.5}, ValueError, r"temperature=-0.5 must be >= 0"),
