@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._utils import numpy_rng, preserved_global_rng
+from ..adapters._refit import untrained
 
 __all__ = ["heldout_reliability", "ReliabilityError"]
 
@@ -53,6 +54,7 @@ def _fold_proba(members, X_tr, y_tr, X_te, classes, seed, column_labels):
         # skorch / sklearn draw from the global RNGs in fit, and a torch DataLoader draws its
         # base seed from torch's in predict_proba: both run with the globals preserved
         with preserved_global_rng(seed):
+            untrained(m)  # a torch module held as a parameter starts untrained
             m.fit(X_tr, y_tr)
             p = np.asarray(m.predict_proba(X_te), dtype=np.float64)
         seen = column_labels(m, p) if column_labels is not None else getattr(m, "classes_", None)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .._utils import check_float, check_int, numpy_rng, preserved_global_rng
+from ..adapters._refit import untrained
 from ._inputs import _as_float_tensor
 
 
@@ -290,6 +291,7 @@ def estimate_temperature(estimator, X_labeled, y_labeled, *,
     try:
         model = clone(estimator)
         with preserved_global_rng(seed):  # skorch / sklearn draw from the global RNGs
+            untrained(model)  # a torch module held as a parameter starts untrained
             model.fit(_take(X_labeled, train_idx), y[train_idx])
     except Exception as exc:  # noqa: BLE001 - any failure of a user model means "cannot fit"
         return fallback, (f"fallback: the cloned estimator could not be fitted "
