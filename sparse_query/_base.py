@@ -38,7 +38,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._utils import all_finite, check_int
 
-__all__ = ["QueryStrategy", "check_pool", "check_n_instances", "wants_metrics", "is_dask_array"]
+__all__ = ["QueryStrategy", "check_pool", "check_labeled", "check_n_instances", "wants_metrics",
+           "is_dask_array"]
 
 
 def wants_metrics(learner) -> bool:
@@ -162,6 +163,82 @@ def check_pool(X_pool, estimator=None, name: str = "X_pool") -> int:
     return n
 
 
+def check_labeled(X_labeled, y_labeled, X_pool=None, *, labels_optional=False):
+    """Validate the labeled set given beside a pool; return ``(X_labeled, y_labeled)``.
+
+    Both or neither must be given (``X_labeled`` alone too when ``labels_optional``, for a
+    strategy that uses the labeled inputs only); ``y_labeled`` is 1-D with one label per row of
+    ``X_labeled`` and no missing (NaN) label; a 2-D ``X_labeled`` has the pool's columns.
+    """
+    if X_labeled is None and y_labeled is None:
+        return None, None
+    if y_labeled is None and not labels_optional:
+        raise ValueError(
+            "X_labeled was given without y_labeled; pass its labels as y_labeled, or neither "
+            "(a modAL learner's X_training / y_training are used then).")
+    if X_labeled is None:
+        raise ValueError(
+            "y_labeled was given without X_labeled; pass the labeled rows as X_labeled, or "
+            "neither (a modAL learner's X_training / y_training are used then).")
+    shape, pool_shape = getattr(X_labeled, "shape", None), getattr(X_pool, "shape", None)
+    if (shape is not None and pool_shape is not None and len(shape) == 2
+            and len(pool_shape) == 2 and shape[1] != pool_shape[1]):
+        raise ValueError(f"X_labeled has {shape[1]} features but X_pool has {pool_shape[1]}; "
+                         "pass labeled rows with the pool's columns.")
+    if y_labeled is None:
+        return X_labeled, None
+    y = y_labeled.detach().cpu().numpy() if hasattr(y_labeled, "detach") else np.asarray(
+        y_labeled)
+    if y.ndim != 1:
+        raise ValueError(f"y_labeled must be 1-D (one label per row); got shape {y.shape}. "
+                         "Pass y.ravel() for a column of labels.")
+    n = _num_samples(X_labeled)
+    if n != y.shape[0]:
+        raise ValueError(f"X_labeled has {n} rows but y_labeled has {y.shape[0]} labels; pass "
+                         "one label per labeled row.")
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError(
+            f"y_labeled has a missing (NaN) label at row {int(np.flatnonzero(np.isnan(y))[0])}; "
+            "pass only the labeled rows (X_labeled[mask], y_labeled[mask]).")
+    return X_labeled, y_labeled
+
+
+def pool_fingerprint(X):
+    """A cheap summary of the pool's values: it changes when the pool is edited in place.
+
+    A torch tensor gives its version counter (bumped by every in-place operation); a numpy
+    array (or memmap), a DataFrame of one numeric dtype or a scipy.sparse matrix a CRC-32 of
+    its values (one fast pass, about 0.15 s per GB); anything else (mixed-dtype DataFrames,
+    lists: copied when converted; Dask arrays: read anew) gives None: not checked.
+    """
+    try:
+        import torch
+
+        if isinstance(X, torch.Tensor):
+            return ("tensor", X.data_ptr(), tuple(X.shape), X._version)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+    if hasattr(X, "indptr") and hasattr(X, "data"):  # scipy CSR / CSC
+        arrays = (X.data, X.indices, X.indptr)
+    elif isinstance(X, np.ndarray) and X.dtype != object:
+        arrays = (X,)
+    elif hasattr(X, "dtypes") and hasattr(X, "to_numpy") and getattr(X, "ndim", 0) == 2 \
+            and len(set(map(str, X.dtypes))) == 1 and X.dtypes.iloc[0].kind in "biuf":
+        X = X.to_numpy()  # one block: a view of the frame's memory
+        arrays = (X,)
+    else:
+        return None
+    import zlib
+
+    crc = 0
+    for a in arrays:
+        flat = a.reshape(-1) if a.flags.c_contiguous else a.ravel(order="K")
+        step = max(1, (1 << 24) // max(1, flat.itemsize))  # 16 MB at a time: no large copy
+        for start in range(0, flat.shape[0], step):
+            crc = zlib.crc32(np.ascontiguousarray(flat[start:start + step]).view(np.uint8), crc)
+    return ("buffer", tuple(X.shape), str(X.dtype), crc)
+
+
 def check_n_instances(n_instances, n_pool: int) -> int:
     """``n_instances`` must be an integer in ``[1, n_pool]``."""
     return check_int(
@@ -182,6 +259,9 @@ class QueryStrategy(BaseEstimator):
     #: Learned attributes ``fit_query`` / the modAL call copy back from their private copy;
     #: every other learned or private attribute (pool-sized state) is dropped.
     _kept_attributes: tuple = ("n_pool_", "indices_", "query_scores_")
+    #: True for a strategy that uses the labeled inputs without their labels (``X_labeled``
+    #: alone is then accepted)
+    _labels_optional = False
     _adopt_lock = threading.Lock()
 
     def _fresh(self):
@@ -234,15 +314,24 @@ class QueryStrategy(BaseEstimator):
         -------
         self
         """
+        self._fit_pool(X_pool, estimator, X_labeled, y_labeled)
+        # the embedding may read the pool's memory (a tensor, a numpy array): query checks
+        # that it was not edited in place since
+        self._pool_fingerprint = (X_pool, pool_fingerprint(X_pool))
+        self._state_names = self._state_names | {"_pool_fingerprint"}
+        return self
+
+    def _fit_pool(self, X_pool, estimator, X_labeled, y_labeled):
         before = set(self.__dict__)
         self._validate_params()
         self.n_pool_ = check_pool(X_pool, estimator)
+        X_labeled, y_labeled = check_labeled(X_labeled, y_labeled, X_pool,
+                                             labels_optional=self._labels_optional)
         self._has_pool = False
         self._fit(X_pool, estimator, X_labeled, y_labeled)
         self._has_pool = True
         self._state_names = (set(self.__dict__) - before) | set(
             self.__dict__.get("_state_names", ()))
-        return self
 
     def query(self, n_instances: int = 1) -> np.ndarray:
         """Return ``n_instances`` distinct pool indices (numpy ``int64``) after :meth:`fit`."""
@@ -253,6 +342,12 @@ class QueryStrategy(BaseEstimator):
                 "their results. Call fit(X_pool, estimator) before query(n_instances)."
             )
         n_instances = check_n_instances(n_instances, self.n_pool_)
+        pool, fingerprint = self.__dict__.get("_pool_fingerprint", (None, None))
+        if fingerprint is not None and pool_fingerprint(pool) != fingerprint:
+            raise ValueError(
+                "X_pool was modified in place after fit: the embedding describes the pool as "
+                "it was then. Call fit(X_pool, estimator) again on the edited pool (or pass a "
+                "copy to fit if the pool must change).")
         indices, scores = self._query(n_instances)
         indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         if (
@@ -281,10 +376,10 @@ class QueryStrategy(BaseEstimator):
 
     def _fit_query(self, X_pool, estimator, n_instances, X_labeled, y_labeled):
         check_n_instances(n_instances, check_pool(X_pool))
+        check_labeled(X_labeled, y_labeled, X_pool, labels_optional=self._labels_optional)
         work = self._fresh()
-        indices = work.fit(X_pool, estimator, X_labeled=X_labeled, y_labeled=y_labeled).query(
-            n_instances
-        )
+        work._fit_pool(X_pool, estimator, X_labeled, y_labeled)  # queried at once: no check
+        indices = work.query(n_instances)
         self._adopt(work)
         return indices, work
 

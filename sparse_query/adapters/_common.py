@@ -233,6 +233,7 @@ def check_fitted(estimator) -> None:
                 f"This {_name(est)} is not initialized yet; call 'fit' (or 'initialize') on it "
                 "before querying."
             )
+        _check_net_device(est)
         return
     if not hasattr(est, "fit"):
         return
@@ -243,6 +244,21 @@ def check_fitted(estimator) -> None:
             f"This {_name(est)} is not fitted yet; call 'fit' with the labeled data before "
             "querying (a modAL ActiveLearner fits it when given X_training / y_training)."
         ) from None
+
+
+def _check_net_device(net) -> None:
+    """A skorch net whose ``device`` this machine lacks is refused with the fix named."""
+    device = getattr(net, "device", None)
+    if device is None:
+        return
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ValueError(
+            f"The {_name(net)}'s device={device!r} is not available on this machine "
+            f"({reason}); move the net with net.set_params(device='cpu') (or to a device that "
+            "exists) before querying.") from None
 
 
 def _is_regressor(est) -> bool:

@@ -114,8 +114,30 @@ def _to_numpy(chunk, dtype=None):
     elif hasattr(chunk, "toarray"):
         chunk = chunk.toarray()
     elif hasattr(chunk, "to_numpy"):
-        chunk = chunk.to_numpy()
+        try:
+            return np.asarray(chunk.to_numpy(), dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            raise _non_numeric_column(chunk, exc) from None
     return np.asarray(chunk, dtype=dtype)
+
+
+def _non_numeric_column(frame, exc):
+    """The error for a DataFrame that cannot be read as numbers: names the column and value."""
+    for name in getattr(frame, "columns", ()):
+        col = frame[name]
+        if getattr(col.dtype, "kind", "O") in "biuf":
+            continue
+        for row, value in zip(frame.index, col.to_numpy()):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return ValueError(
+                    f"X_pool column {name!r} holds the non-numeric value {value!r} (row "
+                    f"{row!r}), which the model's inputs cannot take; convert the column "
+                    f"(e.g. pd.to_numeric(X_pool[{name!r}], errors='coerce')) and impute its "
+                    "missing values, or query with a Pipeline whose first step encodes it.")
+    return ValueError(f"X_pool cannot be read as numbers ({exc}); convert its columns to "
+                      "numeric types first.")
 
 
 def _to_tensor(chunk, dtype, device):

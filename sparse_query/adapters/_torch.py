@@ -155,6 +155,15 @@ def _forward(module, x, X_shape):
         return module(x)
     except (RuntimeError, ValueError) as err:
         msg = str(err)
+        inputs = list(x.values()) if isinstance(x, dict) else [x]
+        ints = [t.dtype for t in inputs if isinstance(t, torch.Tensor) and not t.is_floating_point()]
+        if ints and "dtype" in msg.lower():
+            raise ValueError(
+                f"X_pool holds {str(ints[0]).replace('torch.', '')} values but the net computes in "
+                f"{str(_module_dtype(module)).replace('torch.', '')} ({msg.strip()}); cast the "
+                "pool to the net's input type, e.g. X_pool.astype(np.float32) (the net's own "
+                "predict_proba fails on it too)."
+            ) from err
         if any(w in msg.lower() for w in _SHAPE_WORDS):
             raise ValueError(
                 f"X has shape {tuple(X_shape)} but the net cannot process it ({msg.strip()}). "

@@ -228,6 +228,8 @@ class KCenterGreedy(_BaselineStrategy):
         self._check_common()
         check_option(self.init, "init", {"mean", "random"})
 
+    _labels_optional = True  # the labeled inputs are centres; their labels are not used
+
     def _fit(self, X_pool, estimator, X_labeled, y_labeled):
         from .. import adapters
 
