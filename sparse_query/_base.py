@@ -135,6 +135,18 @@ def _expected_n_features(estimator):
     return None
 
 
+def _reads_frame_as_numbers(X, estimator) -> bool:
+    """A DataFrame pool with object columns, for a model that is not a pipeline (a pipeline's
+    first steps may encode strings; any other model reads the frame as numbers)."""
+    if not (hasattr(X, "dtypes") and hasattr(X, "columns")):
+        return False
+    if not any(d == object or str(d).startswith("string") for d in X.dtypes):  # not category
+        return False
+    from .adapters._common import _is_pipeline, unwrap_estimator
+
+    return not _is_pipeline(unwrap_estimator(estimator))
+
+
 def check_pool(X_pool, estimator=None, name: str = "X_pool") -> int:
     """Validate the pool and return its size.
 
@@ -153,6 +165,12 @@ def check_pool(X_pool, estimator=None, name: str = "X_pool") -> int:
             f"{name} contains NaN or infinity (first at row {row}); impute or drop those rows "
             "before querying."
         )
+    if estimator is not None and _reads_frame_as_numbers(X_pool, estimator):
+        from .adapters._rows import _non_numeric_column
+
+        err = _non_numeric_column(X_pool)
+        if err is not None:
+            raise err
     expected = _expected_n_features(estimator) if estimator is not None else None
     shape = getattr(X_pool, "shape", None)
     if expected is not None and shape is not None and len(shape) == 2 and shape[1] != expected:

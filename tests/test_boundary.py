@@ -11,7 +11,7 @@ from torch import nn
 
 from sparse_query import SparseApproxSampler
 from sparse_query.adapters._refit import RefitError, untrained
-from sparse_query.baselines import EntropySampling, RandomSampling
+from sparse_query.baselines import BADGE, EntropySampling, KCenterGreedy, RandomSampling
 
 skorch = pytest.importorskip("skorch")
 
@@ -237,3 +237,43 @@ def test_kcenter_takes_labeled_inputs_alone_but_checks_a_given_pair(digits, logr
     assert KCenterGreedy(device="cpu").fit_query(XP, logreg, 5, X_labeled=XL).shape == (5,)
     with pytest.raises(ValueError, match="X_labeled has 60 rows but y_labeled has 59"):
         KCenterGreedy(device="cpu").fit_query(XP, logreg, 5, X_labeled=XL, y_labeled=yL[:59])
+
+
+@pytest.mark.parametrize("strategy", [SparseApproxSampler, EntropySampling, KCenterGreedy])
+def test_dataframe_with_a_string_is_refused_before_the_model_sees_it(digits, strategy):
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import RandomForestClassifier
+
+    XL, yL, XP = digits
+    model = RandomForestClassifier(10, random_state=0).fit(pd.DataFrame(XL), yL)
+    pool = pd.DataFrame(XP).astype(object)
+    pool.iloc[4, 2] = "?"
+    with pytest.raises(ValueError, match=r"column 2 holds the non-numeric value '\?' \(row 4\)"):
+        strategy(device="cpu").fit_query(pool, model, 5)
+
+
+def test_dataframe_of_categories_is_left_to_a_model_that_reads_them(digits):
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    XL, yL, XP = digits
+    frame = pd.DataFrame(XP[:, :4], columns=list("abcd"))
+    frame["e"] = pd.Categorical(np.where(XP[:, 5] > 0.5, "hi", "lo"))
+    train = pd.DataFrame(XL[:, :4], columns=list("abcd"))
+    train["e"] = pd.Categorical(np.where(XL[:, 5] > 0.5, "hi", "lo"))
+    model = HistGradientBoostingClassifier(max_iter=5, categorical_features="from_dtype")
+    model.fit(train, yL)
+    assert EntropySampling().fit_query(frame, model, 5).shape == (5,)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("strategy", [SparseApproxSampler, EntropySampling, BADGE, KCenterGreedy])
+def test_net_on_a_missing_device_inside_a_pipeline_is_refused(digits, strategy):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    XL, yL, XP = digits
+    pipe = make_pipeline(StandardScaler(), _net(TwoLayer)).fit(XL, yL.astype(np.int64))
+    pipe[-1].set_params(device="cuda")
+    with pytest.raises(ValueError, match=r"device='cuda' is not available"):
+        strategy(device="cpu").fit_query(XP, pipe, 5)

@@ -237,6 +237,9 @@ def check_fitted(estimator) -> None:
         return
     if not hasattr(est, "fit"):
         return
+    for _, step in (est.steps if _is_pipeline(est) else ()):  # a net inside a pipeline
+        if _is_skorch_net(unwrap_estimator(step)):
+            _check_net_device(unwrap_estimator(step))
     try:
         check_is_fitted(est)
     except NotFittedError:

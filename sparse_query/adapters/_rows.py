@@ -121,21 +121,25 @@ def _to_numpy(chunk, dtype=None):
     return np.asarray(chunk, dtype=dtype)
 
 
-def _non_numeric_column(frame, exc):
-    """The error for a DataFrame that cannot be read as numbers: names the column and value."""
+def _non_numeric_column(frame, exc=None):
+    """The error for a DataFrame whose values cannot be read as numbers: it names the first
+    column and value that cannot (None when every object column reads as numbers)."""
+    import pandas as pd
+
     for name in getattr(frame, "columns", ()):
         col = frame[name]
-        if getattr(col.dtype, "kind", "O") in "biuf":
+        if not (col.dtype == object or str(col.dtype).startswith("string")):
             continue
-        for row, value in zip(frame.index, col.to_numpy()):
-            try:
-                float(value)
-            except (TypeError, ValueError):
-                return ValueError(
-                    f"X_pool column {name!r} holds the non-numeric value {value!r} (row "
-                    f"{row!r}), which the model's inputs cannot take; convert the column "
-                    f"(e.g. pd.to_numeric(X_pool[{name!r}], errors='coerce')) and impute its "
-                    "missing values, or query with a Pipeline whose first step encodes it.")
+        bad = pd.to_numeric(col, errors="coerce").isna().to_numpy() & ~col.isna().to_numpy()
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            return ValueError(
+                f"X_pool column {name!r} holds the non-numeric value {col.iloc[k]!r} (row "
+                f"{frame.index[k]!r}), which the model's inputs cannot take; convert the column "
+                f"(e.g. pd.to_numeric(X_pool[{name!r}], errors='coerce')) and impute its "
+                "missing values, or query with a Pipeline whose first step encodes it.")
+    if exc is None:
+        return None
     return ValueError(f"X_pool cannot be read as numbers ({exc}); convert its columns to "
                       "numeric types first.")
 
