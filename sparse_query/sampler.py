@@ -164,7 +164,10 @@ class SparseApproxSampler(QueryStrategy):
     Attributes
     ----------
     What is kept: :meth:`fit` keeps the pool's embedding (private; pool-sized) so that
-    :meth:`query` can be called, possibly several times. :meth:`fit_query` and the modAL call
+    :meth:`query` can be called, possibly several times. The embedding may read the pool's own
+    memory (a tensor or numpy pool is borrowed, not copied): :meth:`query` refuses a pool
+    edited in place since :meth:`fit` (a tensor's version counter, a checksum of a numpy,
+    DataFrame or sparse pool). :meth:`fit_query` and the modAL call
     run on a private copy and keep only the attributes listed here (all small), never the
     embedding, so a ready-made object such as ``sparse_greedy`` may be shared by several
     learners and threads and pickles small.
