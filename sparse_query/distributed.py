@@ -1,4 +1,4 @@
-"""Sparse-approximation queries over a pool that lives on a Dask cluster (issue 8): the public names.
+"""Sparse-approximation queries over a pool that lives on a Dask cluster: the public names.
 
 The work is done by the sampler's one pipeline with the Dask backend
 (:mod:`sparse_query.backends`): the model runs on the workers block by block
@@ -14,11 +14,11 @@ the support rows and a few numbers per pool row (``sigma`` and ``sigma^2``, a ha
 group id, the row cache's index: a few ``int64`` a row, not measured); greedy also gathers its
 gradient (``n`` values) at each step.
 
-This module keeps the names people import: :func:`query_dask` (a thin wrapper that runs
-:class:`~sparse_query.SparseApproxSampler` on the pool), :func:`proximal_iht_dask` and
+The entry point is :class:`~sparse_query.SparseApproxSampler` itself: give it a
+``dask.array`` pool. This module holds the pieces underneath: :func:`proximal_iht_dask` and
 :func:`greedy_dask` (the solvers on factors given as dask arrays), :func:`dask_last_layer`,
 :func:`dask_gradient_embedding`, :class:`DaskOperator`, :class:`DaskPoolVectors` and
-:class:`DaskQueryError`.
+:class:`DaskQueryError`; :func:`query_dask` is a deprecated wrapper around the sampler.
 
 Pointing it at your own cluster
 -------------------------------
@@ -28,15 +28,18 @@ dask-jobqueue, ...), make ``sparse_query`` and your model's code importable on e
 connect from the client before querying::
 
     from distributed import Client
+    from sparse_query import SparseApproxSampler
     client = Client("tcp://scheduler:8786")
     X_pool = dask.array.from_zarr("pool.zarr")            # rows chunked, e.g. 32768 per chunk
-    idx, info = query_dask(model, X_pool, 1000, sketch_dim=128, random_state=0)
+    idx = SparseApproxSampler(sketch_dim=128, random_state=0).fit_query(X_pool, model, 1000)
 
-``client=None`` uses the current default client (the last one created); pass ``client=`` to
-choose one. Every round trip waits at most ``timeout`` seconds; a worker that dies while running
-one of our tasks (after Dask's own retries, ``distributed.scheduler.allowed-failures``), a
-scheduler that goes away or a step that exceeds the timeout raise :class:`DaskQueryError`
-instead of hanging.
+The sampler uses the current default client (the last one created; ``with
+client.as_current():`` chooses another). Every round trip waits at most 600 seconds, or the
+value of Dask's configuration key ``"sparse_query.dask.timeout"`` (``with
+dask.config.set({"sparse_query.dask.timeout": 60}):``); a worker that dies while running one of
+our tasks (after Dask's own retries, ``distributed.scheduler.allowed-failures``), a scheduler
+that goes away or a step that exceeds the timeout raise :class:`DaskQueryError` instead of
+hanging.
 
 Dask and distributed are an optional extra (``pip install '.[dask]'`` in a clone), imported only
 inside the functions that need them.
@@ -135,12 +138,11 @@ def proximal_iht_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 
     alpha, beta, max_iter, tol, prox, patience
         As in :class:`~sparse_query.problem.SparseApproxProblem` and ``proximal_iht``.
     init : {"zero", "fallback", "both", "spread"}, default="zero"
-        IHT's start (:func:`~sparse_query.solvers.proximal_iht`). The default is the paper's
-        zero start, the only one this function had before the Dask pool could describe its
-        rows, so its batches stay what they were; ``"fallback"`` (also the best of 4 hashed
-        batches when the zero start's batch is not below it; the lower objective wins) is
-        the in-memory default and what :class:`~sparse_query.SparseApproxSampler` uses on a
-        Dask pool; ``"both"`` always runs the second start.
+        IHT's start (:func:`~sparse_query.solvers.proximal_iht`): ``"zero"`` is the paper's
+        zero start; ``"fallback"`` also runs the best of 4 hashed batches when the zero
+        start's batch is not below it (the lower objective wins; what
+        :class:`~sparse_query.SparseApproxSampler` uses); ``"both"`` always runs the second
+        start.
     sketch_dim : int or None, default=None
         Sketch the embedding to this dimension on the workers (``None``: exact); the sketch is
         drawn from ``torch_generator(random_state)``, exactly like the single-machine path.
@@ -176,20 +178,26 @@ def greedy_dask(A, H, sigma, b: int, *, alpha: float = 1.0, beta: float = 1e-3,
                        solver_kwargs={})
 
 
-def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alpha: float = 1.0,
-               beta: float = 1e-3, max_iter: int = 100, tol: float = 1e-6,
-               patience: int | None = 10, init: str = "zero", temperature: float = 0.1,
-               sketch_dim: int | None = None, random_state=None,
-               client=None, dtype="float32", batch_size: int = 1024,
-               timeout: float = DEFAULT_TIMEOUT):
-    """Choose a batch from a pool held as a dask array: inference, embedding and solve on a cluster.
+def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "auto",
+               alpha: float = 0.1, beta: float = 1e-3, max_iter: int = 100, tol: float = 1e-4,
+               patience: int | None = 10, init: str | None = None, temperature=0.01,
+               sketch_dim="auto", random_state=None, client=None, dtype="float32",
+               batch_size: int = 1024, timeout: float = DEFAULT_TIMEOUT):
+    """Choose a batch from a pool held as a dask array (deprecated: use the sampler).
 
-    The model runs on each row block of ``X_pool`` on the workers
-    (:func:`dask_last_layer`), the gradient embedding is built there
-    (:func:`dask_gradient_embedding`) and kept as chunks, and greedy or proximal IHT runs
-    against them (:func:`proximal_iht_dask`). Same inputs, seed and sketch give the same batch
-    as ``last_layer_outputs`` + ``gradient_embedding`` + the single-machine solver with
-    ``sketch(op, sketch_dim, generator=torch_generator(random_state))``.
+    .. deprecated:: 0.1.0
+        ``query_dask`` is deprecated and will be removed in 0.3.0.
+        :class:`~sparse_query.SparseApproxSampler` takes a ``dask.array`` pool directly::
+
+            with client.as_current(), dask.config.set({"sparse_query.dask.timeout": 600}):
+                idx = SparseApproxSampler(random_state=0).fit_query(X_pool, model, 100)
+
+    Runs ``SparseApproxSampler(solver=solver, alpha=alpha, ..., embedding="gradient")
+    .fit_query(X_pool, estimator, n_instances)`` with ``client`` as the current Dask client
+    and ``timeout`` as ``"sparse_query.dask.timeout"``: the same batch as the sampler for the
+    same parameters, with the sampler's defaults. The model runs on each row block of
+    ``X_pool`` on the workers, the gradient embedding stays there as chunks, and the solver
+    runs on the client.
 
     Parameters
     ----------
@@ -199,26 +207,14 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
         The pool, chunked along rows.
     n_instances : int
         Batch size ``b``.
-    solver : {"iht", "greedy"}, default="iht"
-    alpha, beta : float
-        Weights of the variance term and the stabiliser.
-    max_iter, tol, patience : IHT's iteration cap, tolerance and stable-batch patience.
-    init : {"zero", "fallback", "both", "spread"}, default="zero"
-        IHT's start (:func:`~sparse_query.solvers.proximal_iht`). The default is the paper's
-        zero start, the only one this function had before the Dask pool could describe its
-        rows, so its batches stay what they were; ``"fallback"`` (also the best of 4 hashed
-        batches when the zero start's batch is not below it; the lower objective wins) is
-        the in-memory default and what :class:`~sparse_query.SparseApproxSampler` uses on a
-        Dask pool; ``"both"`` always runs the second start.
-    temperature : float, default=0.1
-        ``T`` of the label distribution (a number: resolve ``"auto"`` on the labeled data first).
-    sketch_dim : int or None, default=None
-        ``None``: the exact embedding.
-    random_state : None, int or numpy Generator
-    client : distributed.Client or None
-    dtype : {"float32", "float64"}, default="float32"
-    batch_size : int, default=1024
-        Rows per forward pass inside a block.
+    solver, alpha, beta, max_iter, tol, patience, temperature, sketch_dim, random_state, \
+dtype, batch_size
+        As in :class:`~sparse_query.SparseApproxSampler`, with its defaults (``alpha`` is
+        scaled by ``n^2 / b``, the sampler's ``alpha_scale="pool"``).
+    init : None or "fallback", default=None
+        Deprecated. IHT's start is the sampler's (``"fallback"``); any other value raises.
+    client : distributed.Client or None, default=None
+        ``None``: the current default client.
     timeout : float, default=600
         Seconds any single round trip may take.
 
@@ -226,7 +222,8 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
     -------
     indices : ndarray of shape (n_instances,), int64
     info : dict
-        ``weights``, ``objective``, ``n_iter``, ``converged``, ``history``, ``n_chunks``,
+        ``weights``, ``objective``, ``n_iter``, ``converged``, ``history`` (the sampler's
+        ``weights_``, ``objective_``, ...), ``n_chunks`` (row blocks of ``X_pool``),
         ``n_workers``, ``time_s``.
 
     Raises
@@ -239,45 +236,44 @@ def query_dask(estimator, X_pool, n_instances: int, *, solver: str = "iht", alph
     >>> from distributed import Client, LocalCluster              # doctest: +SKIP
     >>> client = Client(LocalCluster(n_workers=2, processes=True))  # doctest: +SKIP
     >>> X = dask.array.from_array(X_pool, chunks=(10_000, -1))     # doctest: +SKIP
-    >>> idx, info = query_dask(model, X, 100, sketch_dim=128, random_state=0)  # doctest: +SKIP
+    >>> idx = SparseApproxSampler(random_state=0).fit_query(X, model, 100)  # doctest: +SKIP
     """
+    import warnings
+
+    from .backends.dask_backend import TIMEOUT_CONFIG
     from .sampler import SparseApproxSampler
 
-    _, da, _ = import_dask()
-    check_option(solver, "solver", _SOLVERS)
-    check_option(init, "init", ("zero", "both", "spread"))
-    if not isinstance(X_pool, da.Array):
-        raise TypeError(f"X_pool must be a dask.array.Array; got {type(X_pool).__name__}.")
-    n = X_pool.shape[0]
-    if isinstance(n, float) and n != n:
-        raise ValueError("X_pool has unknown chunk sizes; call X_pool.compute_chunk_sizes() first.")
-    n_instances = check_int(n_instances, "n_instances", min_val=1, max_val=n,
-                            max_hint=f"It exceeds the pool size ({n}).")
-    timeout = check_float(timeout, "timeout", min_val=0.0, min_inclusive=False)
-    if isinstance(temperature, str):
-        raise TypeError(f"temperature={temperature!r} must be a number >= 0 here; resolve 'auto' "
-                        "with sparse_query.embeddings.estimate_temperature first.")
-    client = resolve_client(client)
-    t0 = time.perf_counter()
-    # the sampler's own pipeline with the Dask backend: alpha as given (alpha_scale="none"),
-    # the gradient embedding at this temperature, the solver on the client's CPU
-    sampler = SparseApproxSampler(
-        solver=solver, alpha=alpha, alpha_scale="none", alpha_reliability=None, beta=beta,
-        max_iter=max_iter, tol=tol,
-        patience=patience, iht_init=init, embedding="gradient", temperature=temperature,
-        sketch_dim=sketch_dim, batch_size=batch_size, device="cpu", dtype=dtype,
-        random_state=random_state,
+    warnings.warn(
+        "query_dask is deprecated and will be removed in sparse_query 0.3.0; use "
+        "SparseApproxSampler(...).fit_query(X_pool, estimator, n_instances), which takes a "
+        "dask.array pool directly (inside `with client.as_current():` to choose the client, "
+        "and `dask.config.set({'sparse_query.dask.timeout': seconds})` for the timeout).",
+        FutureWarning, stacklevel=2,
     )
-    sampler._backend_options = {"client": client, "timeout": timeout}
-    try:
-        idx = sampler.fit(X_pool, estimator).query(n_instances)
-        n_chunks = len(sampler._operator.chunks)
-    finally:
-        op = sampler.__dict__.get("_operator")
-        if op is not None:
-            op.close()
+    dask, da, _ = import_dask()
+    if init not in (None, "fallback"):
+        raise ValueError(
+            f"init={init!r} is no longer supported: query_dask runs SparseApproxSampler, whose "
+            "IHT start is 'fallback'. Leave init unset, or run proximal_iht_dask(A, H, sigma, "
+            f"b, init={init!r}) on the factors of dask_gradient_embedding(*dask_last_layer("
+            "estimator, X_pool)) for that start."
+        )
+    if not isinstance(X_pool, da.Array):
+        raise TypeError(f"X_pool must be a dask.array.Array; got {type(X_pool).__name__}. For "
+                        "an in-memory pool use SparseApproxSampler directly.")
+    timeout = check_float(timeout, "timeout", min_val=0.0, min_inclusive=False)
+    client = resolve_client(client)
+    sampler = SparseApproxSampler(
+        solver=solver, alpha=alpha, beta=beta, max_iter=max_iter, tol=tol, patience=patience,
+        embedding="gradient", temperature=temperature, sketch_dim=sketch_dim,
+        batch_size=batch_size, dtype=dtype, random_state=random_state,
+    )
+    t0 = time.perf_counter()
+    with client.as_current(), dask.config.set({TIMEOUT_CONFIG: timeout}):
+        idx = sampler.fit_query(X_pool, estimator, n_instances)
     info = dict(weights=sampler.weights_, objective=sampler.objective_, n_iter=sampler.n_iter_,
-                converged=sampler.converged_, history=sampler.history_, n_chunks=n_chunks,
+                converged=sampler.converged_, history=sampler.history_,
+                n_chunks=len(X_pool.chunks[0]),
                 n_workers=len(client.scheduler_info().get("workers", {})),
                 time_s=time.perf_counter() - t0)
     return np.asarray(idx, dtype=np.int64), info

@@ -9,7 +9,7 @@ from sparse_query import SparseApproxSampler
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +57,20 @@ def test_dask_pool_rejects_posterior_embedding(client):
     model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
     with pytest.raises(ValueError, match=r"dask.array pool supports embedding='gradient' only"):
         SparseApproxSampler(embedding="posterior").fit(da.from_array(X[60:200], chunks=50), model)
+
+
+def test_dask_pool_timeout_comes_from_dask_config(client):
+    """The sampler's round trips are bounded by "sparse_query.dask.timeout"; a bad value names
+    the key."""
+    import dask
+
+    X, y = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=200).fit(X[:60], y[:60])
+    pool = da.from_array(X[60:200], chunks=50)
+    for bad, err in [(0, ValueError), (-5.0, ValueError), ("soon", TypeError)]:
+        with dask.config.set({"sparse_query.dask.timeout": bad}):
+            with pytest.raises(err, match="sparse_query.dask.timeout"):
+                SparseApproxSampler().fit_query(pool, model, 5)
+    with dask.config.set({"sparse_query.dask.timeout": 120}):
+        idx = SparseApproxSampler(random_state=0).fit_query(pool, model, 5)
+    np.testing.assert_array_equal(idx, SparseApproxSampler(random_state=0).fit_query(pool, model, 5))

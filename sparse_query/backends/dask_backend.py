@@ -29,10 +29,14 @@ import math
 
 import torch
 
+from .._utils import check_float
 from . import PoolBackend, PoolEmbedding
 from .dask_cluster import DEFAULT_TIMEOUT, gather, resolve_client
 
-__all__ = ["DaskBackend"]
+__all__ = ["DaskBackend", "TIMEOUT_CONFIG"]
+
+#: Dask configuration key of the seconds one round trip may take (DEFAULT_TIMEOUT when unset)
+TIMEOUT_CONFIG = "sparse_query.dask.timeout"
 
 
 class DaskBackend(PoolBackend):
@@ -44,9 +48,12 @@ class DaskBackend(PoolBackend):
         The pool, chunked along rows (each row block is one task on a worker).
     client : distributed.Client or None, default=None
         ``None``: the current default client.
-    timeout : float, default=600
+    timeout : float or None, default=None
         Seconds any single round trip to the cluster may take
-        (:class:`~sparse_query.backends.dask_cluster.DaskQueryError` after that).
+        (:class:`~sparse_query.backends.dask_cluster.DaskQueryError` after that). ``None``
+        reads Dask's configuration key ``"sparse_query.dask.timeout"`` (600 when unset), so
+        ``with dask.config.set({"sparse_query.dask.timeout": 60}): sampler.fit_query(...)``
+        bounds a sampler's round trips.
     batch_size, dtype, progress :
         As :class:`~sparse_query.backends.PoolBackend`.
     """
@@ -54,15 +61,19 @@ class DaskBackend(PoolBackend):
     plan_by_cost = False
     auto_solver = "iht"
 
-    def __init__(self, X, *, batch_size, dtype, progress=False, client=None,
-                 timeout=DEFAULT_TIMEOUT):
+    def __init__(self, X, *, batch_size, dtype, progress=False, client=None, timeout=None):
         super().__init__(X, batch_size=batch_size, dtype=dtype, progress=progress)
         n = X.shape[0]
         if isinstance(n, float) and math.isnan(n):
             raise ValueError("X_pool has unknown chunk sizes; call X_pool.compute_chunk_sizes() "
                              "first.")
         self.client = resolve_client(client)
-        self.timeout = timeout
+        name = "timeout"
+        if timeout is None:
+            import dask
+
+            name, timeout = TIMEOUT_CONFIG, dask.config.get(TIMEOUT_CONFIG, DEFAULT_TIMEOUT)
+        self.timeout = check_float(timeout, name, min_val=0.0, min_inclusive=False)
 
     def gradient(self, est, temperature):
         from .dask_blocks import dask_gradient_embedding, dask_last_layer
