@@ -15,7 +15,7 @@ for solver in greedy iht; do
   S="$S ours-$solver:temperature=0.01,sketch_dim=128"
 done
 S="$S ours-iht:prox=paper ours-iht:prox=paper,alpha_scale=none random badge margin"
-python -m sparse_query.benchmark --dataset digits --model logreg --strategies $S \
+python -m benchmarks.harness --dataset digits --model logreg --strategies $S \
     --seeds 0 1 2 3 4 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
     --out benchmarks/results/ablation_digits_logreg "$@"
 
@@ -25,6 +25,6 @@ for solver in greedy iht; do
   for a in 0 0.01 1; do for t in 0.1 0.01; do S2="$S2 ours-$solver:alpha=$a,temperature=$t"; done; done
   S2="$S2 ours-$solver:temperature=auto ours-$solver:temperature=0"
 done
-python -m sparse_query.benchmark --dataset digits --model mlp --strategies $S2 \
+python -m benchmarks.harness --dataset digits --model mlp --strategies $S2 \
     --seeds 0 1 2 3 4 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
     --out benchmarks/results/ablation_digits_mlp "$@"

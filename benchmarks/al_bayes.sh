@@ -4,12 +4,12 @@
 # BALD, BatchBALD, Bayesian Coreset and Random. 30 seed labels, 8 rounds of 20, 3 seeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m sparse_query.benchmark --dataset digits --model mlp-dropout \
+python -m benchmarks.harness --dataset digits --model mlp-dropout \
     --strategies ours-greedy ours-iht bald batchbald coreset random \
     --seeds 0 1 2 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
     --out benchmarks/results/al_digits_bayes "$@"
 # Smaller variance weights for the posterior embedding.
-python -m sparse_query.benchmark --dataset digits --model mlp-dropout \
+python -m benchmarks.harness --dataset digits --model mlp-dropout \
     --strategies ours-greedy:alpha=0.1 ours-iht:alpha=0.1 ours-greedy:alpha=0 \
     --seeds 0 1 2 --seed-size 30 --batch 20 --rounds 8 --threads 1 --no-progress \
     --out benchmarks/results/al_digits_bayes "$@"

@@ -3,7 +3,7 @@
 # MLPClassifier (128 hidden): 50 seed labels, 10 rounds of 50, 3 seeds. Resumable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m sparse_query.benchmark --dataset mnist1d --model mlp \
+python -m benchmarks.harness --dataset mnist1d --model mlp \
     --strategies ours-greedy ours-iht random entropy margin least-confidence kcenter badge \
     --seeds 0 1 2 --seed-size 50 --batch 50 --rounds 10 --threads 1 --no-progress \
     --out benchmarks/results/al_mnist1d_mlp "$@"

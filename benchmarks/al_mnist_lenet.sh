@@ -6,17 +6,17 @@
 # (model "lenet-adam"; see benchmark.md). "--model lenet" runs the paper's optimiser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m sparse_query.benchmark --dataset mnist --model lenet-adam \
+python -m benchmarks.harness --dataset mnist --model lenet-adam \
     --strategies ours-greedy ours-iht badge entropy kcenter random \
     --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --threads 1 --no-progress \
     --out benchmarks/results/al_mnist_lenet "$@"
 # Candidate defaults from the digits ablation (small temperature), same runs otherwise.
-python -m sparse_query.benchmark --dataset mnist --model lenet-adam \
+python -m benchmarks.harness --dataset mnist --model lenet-adam \
     --strategies ours-greedy:temperature=0.01 ours-iht:temperature=0.01 \
     --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --threads 1 --no-progress \
     --out benchmarks/results/al_mnist_lenet "$@"
 # The recommended defaults (temperature 0.01, alpha 0.1), same runs otherwise.
-python -m sparse_query.benchmark --dataset mnist --model lenet-adam \
+python -m benchmarks.harness --dataset mnist --model lenet-adam \
     --strategies ours-greedy:alpha=0.1,temperature=0.01 ours-iht:alpha=0.1,temperature=0.01 \
     --seeds 0 1 2 --seed-size 40 --batch 40 --rounds 15 --threads 1 --no-progress \
     --out benchmarks/results/al_mnist_lenet "$@"

@@ -14,12 +14,11 @@ and the batch is labeled. AUC = trapezoidal area under accuracy vs labels over t
 Strategies: ``random`` (sparse_query.RandomSampling), ``modal-ubs`` (modAL's
 ``uncertainty_batch_sampling``), ``ours`` (``SparseApproxSampler()`` at its defaults, i.e.
 ``embedding="auto"``) and named variants ``ours:key=value,...``, and the library baselines
-``coreset`` (BayesianCoreset), ``bald``, ``badge``, ``entropy``; ``ours-outer`` is the gradient
-boosting ablation (the full outer-product gradient embedding on the leaves instead of the
-exact class-block one); ``ours-w<weight>`` sets the inputs' weight of
-``embedding="leaf-input-gradient"`` (default 0.5: ``sparse_query._reliability.TREE_INPUT_WEIGHT``).
+``coreset`` (BayesianCoreset), ``bald``, ``badge``, ``entropy``.
 
-Every run is one JSON under ``<out>/<dataset>_<family>/``; ``<out>/quality.json`` holds the
+Every run is one JSON under ``<out>/<dataset>_<family>/`` (git-ignored; a cell already in the
+folder's compact store ``<out>/records.jsonl`` is not run again, and
+``benchmarks/compact_results.py <out>`` folds new runs into it); ``<out>/quality.json`` holds the
 summary (mean AUC, paired difference to random per seed, its mean, std and min) and
 ``<out>/quality.md`` the tables, ``<out>/matrix.md`` the summary, ``<out>/alpha.md`` the alpha table; for the default ``--out`` the
 BENCHMARKS.md section ``benchmarks/results/quality_matrix.md`` is rebuilt from the template
@@ -37,10 +36,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from sparse_query.benchmark.datasets import initial_labeled, split_dataset  # noqa: E402
-from sparse_query.benchmark.metrics import auc  # noqa: E402
-from sparse_query.benchmark.models import fit_model  # noqa: E402
-from sparse_query.benchmark.strategies import _value, slug  # noqa: E402
+from benchmarks.harness.datasets import initial_labeled, split_dataset  # noqa: E402
+from benchmarks.harness.metrics import auc  # noqa: E402
+from benchmarks.harness.models import fit_model  # noqa: E402
+from benchmarks.harness.records import read_records  # noqa: E402
+from benchmarks.harness.strategies import _value, slug  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +78,7 @@ def _committee_sk(nf, nc, n, seed):
 
 
 def _torch_mlp(nf, nc, n, seed, dropout=0.0):
-    from sparse_query.benchmark.models import make_model
+    from benchmarks.harness.models import make_model
     return make_model("mlp-dropout" if dropout else "torch-mlp", nf, nc, n, seed=seed)
 
 
@@ -128,8 +128,7 @@ COMMITTEE = ["random", "modal-ubs", "ours", f"ours:{PREV}", f"ours:embedding=pos
              "coreset", "bald"]
 DEFAULT_STRATEGIES = {
     "rf": TREE, "et": TREE, "gb": ["random", "modal-ubs", "ours:embedding=leaf-gradient",
-                                   f"ours:embedding=leaf-gradient,{PREV}",
-                                   f"ours-outer:embedding=leaf-gradient,{PREV}"],
+                                   f"ours:embedding=leaf-gradient,{PREV}"],
     "bagging": TREE,
     "committee-sk": COMMITTEE, "committee-skorch": COMMITTEE, "mc-dropout": NET,
     "vlinear": NET,
@@ -171,14 +170,6 @@ def _strategy(spec, seed):
         return uncertainty_batch_sampling
     if name == "ours":
         return sq.SparseApproxSampler(**{**common, **params})
-    if name == "ours-outer":  # boosting ablation: full outer product instead of class blocks
-        class Outer(sq.SparseApproxSampler):
-            _leaf_blocks = False
-        return Outer(**{**common, **params})
-    if name.startswith("ours-w"):  # leaf-input-gradient at another weight of the inputs
-        class Weighted(sq.SparseApproxSampler):
-            _input_weight = float(name[len("ours-w"):])
-        return Weighted(**{**common, **params})
     cls = {"random": sq.RandomSampling, "coreset": sq.BayesianCoreset, "bald": sq.BALD,
            "badge": sq.BADGE, "entropy": sq.EntropySampling}[name]
     return cls(**{**common, **params})
@@ -240,14 +231,10 @@ DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"
 def summarise(out):
     """Collect every run under ``out``: per (dataset, family, strategy) mean AUC and paired diffs."""
     runs = {}
-    for root, dirs, files in os.walk(out):
-        dirs[:] = [d for d in dirs if d != "s1_variance"]  # section-1 harness records, not cells
-        for f in files:
-            if f.endswith(".json") and "_seed" in f:
-                with open(os.path.join(root, f)) as fh:
-                    rec = json.load(fh)
-                c = rec["config"]
-                runs[(c["dataset"], c["family"], c["strategy"], c["seed"])] = rec
+    # the compact store and any raw records; s1_variance holds section-1 harness records
+    for rec in read_records(out, skip_dirs=("s1_variance",)).values():
+        c = rec["config"]
+        runs[(c["dataset"], c["family"], c["strategy"], c["seed"])] = rec
     rows = []
     cells = sorted({(d, f) for d, f, _, _ in runs})
     for d, f in cells:
@@ -389,6 +376,7 @@ def main(argv=None):
     import torch
     torch.set_num_threads(1)
     os.makedirs(a.out, exist_ok=True)
+    stored = read_records(a.out)  # the compact store and raw records: not run again
     if not a.summary_only:
         for seed in a.seeds:          # seeds outermost: partial results cover every cell
             for dataset in a.datasets:
@@ -396,7 +384,7 @@ def main(argv=None):
                     for spec in a.strategies or DEFAULT_STRATEGIES[family]:
                         path = os.path.join(a.out, f"{dataset}_{family}",
                                             f"{slug(spec)}_seed{seed}.json")
-                        if os.path.exists(path):
+                        if os.path.relpath(path, a.out).replace(os.sep, "/") in stored:
                             continue
                         t0 = time.perf_counter()
                         rec = run_one(dataset, family, spec, seed, a.seed_size, a.batch,

@@ -1,7 +1,7 @@
 """Text-sized sparse pools (issue 13): TF-IDF pools without densifying, against today's path.
 
 The pool is built offline: documents from a topic model over a 50,000-word vocabulary
-(``sparse_query.benchmark.text.make_topic_corpus``), vectorised with scikit-learn's
+(``benchmarks.harness.text.make_topic_corpus``), vectorised with scikit-learn's
 ``TfidfVectorizer`` fitted on the pool, and a ``LogisticRegression`` fitted on 300 labelled
 documents. Parts (raw numbers in ``benchmarks/results/text/<part>.json``):
 
@@ -71,7 +71,7 @@ def prepare(n_pool: int, max_features, seed: int, cache: Path) -> Path:
     from sklearn.linear_model import LogisticRegression
 
     sys.path.insert(0, str(ROOT))
-    from sparse_query.benchmark.text import make_topic_corpus
+    from benchmarks.harness.text import make_topic_corpus
 
     d = cache / f"pool_{n_pool}_{max_features}_{seed}"
     if (d / "model.pkl").exists():
@@ -249,8 +249,8 @@ def run_curve(args) -> None:
     sys.path.insert(0, str(ROOT))
     from sparse_query import SparseApproxSampler
     from sparse_query.baselines import BADGE, EntropySampling, RandomSampling
-    from sparse_query.benchmark.metrics import auc
-    from sparse_query.benchmark.text import make_topic_corpus
+    from benchmarks.harness.metrics import auc
+    from benchmarks.harness.text import make_topic_corpus
 
     torch.set_num_threads(1)
     n_pool, n_test, seed_size, rounds, b = 10_000, 5_000, 100, 4, 100

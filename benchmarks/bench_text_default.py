@@ -14,7 +14,8 @@ path = os.environ.get("SPARSE_QUERY_TEXT_CACHE", "/tmp/sparse_query_text_pool.pk
 if not os.path.exists(path):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sparse_query.benchmark.text import make_topic_corpus
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from benchmarks.harness.text import make_topic_corpus
     docs, y = make_topic_corpus(100_000, vocab_size=50_000, random_state=0)
     X = TfidfVectorizer().fit_transform(docs).astype(np.float32).tocsr()
     clf = LogisticRegression(max_iter=1000).fit(X[:300], y[:300])

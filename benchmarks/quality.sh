@@ -62,3 +62,5 @@ $B --seeds 0 1 2 3 4 --families rf et bagging --datasets mnist1d --strategies ou
 $F --families rf et bagging --datasets mnist1d --strategies ours:embedding=posterior
 python benchmarks/diag_leaf_ties.py
 python benchmarks/diag_near_ties.py
+# fold the raw run records (git-ignored) into each folder's compact store records.jsonl
+python benchmarks/compact_results.py "$OUT" benchmarks/results/quality_fresh

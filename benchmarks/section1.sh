@@ -2,14 +2,16 @@
 # Regenerates section 1 of BENCHMARKS.md (benchmarks/results/benchmark.md) at today's code:
 # every learning-curve table and the ablation, then the tables in benchmark.md and the page.
 # Resumable: the harness skips every (dataset, model, strategy, seed) already stored under
-# benchmarks/results/s1/ (main tables) and s1_ablation/. One stage at a time can be given
+# benchmarks/results/s1/ (main tables) and s1_ablation/, as a raw record (git-ignored) or in
+# the folder's compact store records.jsonl, which the tables stage rewrites. Delete a folder's
+# records.jsonl to re-run it at the current code. One stage at a time can be given
 # (digits mnist1d lenet alpha bayes ablation tables); no argument runs them all in this order.
 # Two stages may run side by side (each process uses 1 torch thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 R=benchmarks/results
-B="python -m sparse_query.benchmark --threads 1 --no-progress --no-report"
+B="python -m benchmarks.harness --threads 1 --no-progress --no-report"
 # the peers of every non-Bayesian table, and IHT's starts (issue 15: init="fallback" is the
 # solver's default; ours-iht:iht_init=both always runs both starts, =zero the paper's only)
 S="ours-greedy ours-iht ours-iht:iht_init=both ours-iht:iht_init=zero"
@@ -70,9 +72,10 @@ ablation) # one knob at a time around today's defaults (alpha=0.1, alpha_reliabi
   done
   $B --dataset digits --model mlp --strategies $A2 --seeds 0 1 2 \
      --seed-size 30 --batch 20 --rounds 8 --out $R/s1_ablation ;;
-tables)   # the tables of benchmark.md, the figures, and the page
-  python -m sparse_query.benchmark report --out $R/s1 >/dev/null
-  python -m sparse_query.benchmark report --out $R/s1_ablation >/dev/null
+tables)   # the compact stores, the tables of benchmark.md, the figures, and the page
+  python benchmarks/compact_results.py $R/s1 $R/s1_ablation
+  python -m benchmarks.harness report --out $R/s1 >/dev/null
+  python -m benchmarks.harness report --out $R/s1_ablation >/dev/null
   python benchmarks/section1_tables.py
   python benchmarks/build_benchmarks_md.py ;;
 *) echo "unknown stage $stage (digits mnist1d lenet alpha bayes ablation tables)" >&2; exit 2 ;;

@@ -13,13 +13,17 @@ the records' ``wall_time`` per table. Part of ``benchmarks/section1.sh``; run al
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from sparse_query.benchmark.report import load_records, summarise, summary_table
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness.records import same_batches  # noqa: E402
+from benchmarks.harness.report import load_records, summarise, summary_table  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = RESULTS / "benchmark.md"
 
@@ -41,7 +45,7 @@ def _paired(a, b):
     rb = {r["config"]["seed"]: r for r in b}
     seeds = sorted(set(ra) & set(rb))
     d = np.array([ra[s]["auc"] - rb[s]["auc"] for s in seeds]) * 100
-    same = sum(ra[s]["queried"] == rb[s]["queried"] for s in seeds)
+    same = sum(same_batches(ra[s], rb[s]) for s in seeds)
     std = d.std(ddof=1) if len(d) > 1 else 0.0
     return f"{d.mean():+.2f} ± {std:.2f} ({sum(d < 0)} of {len(seeds)} below; {same} identical)"
 

@@ -129,7 +129,7 @@ def test_alpha_reliability_needs_the_labeled_set(digits):
 def test_heldout_reliability_on_a_net_with_more_outputs_than_classes_seen(digits):
     pytest.importorskip("skorch")
     from sparse_query.adapters._ensembles import _column_labels
-    from sparse_query.benchmark.models import make_model
+    from benchmarks.harness.models import make_model
     from sparse_query.embeddings.reliability import heldout_reliability
 
     X, y = digits

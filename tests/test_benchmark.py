@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sparse_query.benchmark import (
+from benchmarks.harness import (
     auc,
     initial_labeled,
     load_records,
@@ -15,8 +15,16 @@ from sparse_query.benchmark import (
     parse_strategy,
     split_dataset,
 )
-from sparse_query.benchmark.__main__ import main
-from sparse_query.benchmark.strategies import slug
+from benchmarks.harness.__main__ import main
+from benchmarks.harness.records import (
+    COMPACT,
+    compact_record,
+    queried_digest,
+    read_records,
+    same_batches,
+    write_compact,
+)
+from benchmarks.harness.strategies import slug
 
 pytest.importorskip("matplotlib")
 
@@ -70,7 +78,7 @@ def test_mnist_is_the_offline_5000_digits_scaled():
 
 
 def test_mnist1d_leaves_global_numpy_seed_alone():
-    from sparse_query.benchmark import datasets
+    from benchmarks.harness import datasets
 
     datasets.load_dataset.cache_clear()
     np.random.seed(123)
@@ -115,7 +123,7 @@ def test_parse_strategy_and_overrides():
 
 def test_iht_init_is_the_start_proximal_iht_gets(monkeypatch):
     """``ours-iht:iht_init=zero`` solves with ``init="zero"``; plain ``ours-iht`` with the
-    solver's default; the module is restored after each query."""
+    sampler's default ``"fallback"``; the module is restored after each query."""
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
@@ -128,11 +136,11 @@ def test_iht_init_is_the_start_proximal_iht_gets(monkeypatch):
     real = sampler_mod.proximal_iht
 
     def spy(*args, **kwargs):
-        seen.append(kwargs.get("init", "default"))
+        seen.append(kwargs["init"])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sampler_mod, "proximal_iht", spy)
-    for spec, want in (("ours-iht", "default"), ("ours-iht:iht_init=zero", "zero"),
+    for spec, want in (("ours-iht", "fallback"), ("ours-iht:iht_init=zero", "zero"),
                        ("ours-iht:iht_init=spread", "spread")):
         seen.clear()
         make_strategy(spec, seed=0).fit_query(X[60:], model, 10, X_labeled=X[:60],
@@ -224,7 +232,7 @@ def test_bad_arguments_fail_early(tmp_path):
 
 
 def test_summary_pairs_seeds_with_random():
-    from sparse_query.benchmark import summarise
+    from benchmarks.harness import summarise
 
     def rec(strategy, seed, accs):
         return {"config": {"dataset": "d", "model": "m", "strategy": strategy, "seed": seed,
@@ -238,3 +246,76 @@ def test_summary_pairs_seeds_with_random():
     assert_allclose([row["paired_mean"], row["paired_std"]], [0.15, np.std([0.1, 0.2], ddof=1)])
     assert row["n_seeds"] == 3
     assert np.isnan(summarise(recs)[("d", "m")]["random"]["paired_mean"])
+
+
+# -- the compact store of run records ---------------------------------------------------------
+def _raw(strategy, seed, accs, queried):
+    return {"config": {"dataset": "d", "model": "m", "strategy": strategy, "seed": seed},
+            "labels": [10, 20], "accuracy": accs, "auc": auc([10, 20], accs),
+            "final_accuracy": accs[-1], "query_time": [0.1], "train_time": [0.2, 0.3],
+            "environment": {"python": "3"}, "queried": queried}
+
+
+def _write(path, rec):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rec))
+
+
+def test_compact_store_keeps_what_tables_read_and_raw_records_override(tmp_path):
+    a = _raw("random", 0, [0.5, 0.625], [[3, 1]])
+    b = _raw("x", 0, [0.75, 0.875], [[3, 1]])
+    c = _raw("x", 1, [0.25, 0.5], [[4, 2]])
+    _write(tmp_path / "d_m" / "random_seed0.json", a)
+    _write(tmp_path / "d_m" / "x_seed0.json", b)
+    _write(tmp_path / "d_m" / "x_seed1.json", c)
+    _write(tmp_path / "nested" / "d_m" / "y_seed0.json", a)  # a store of its own, below
+    (tmp_path / "nested" / COMPACT).write_text("")
+    assert write_compact(str(tmp_path)) == 3
+    lines = (tmp_path / COMPACT).read_text().splitlines()
+    assert [json.loads(line)["path"] for line in lines] == [
+        "d_m/random_seed0.json", "d_m/x_seed0.json", "d_m/x_seed1.json"]
+    for f in (tmp_path / "d_m").iterdir():
+        f.unlink()
+    stored = read_records(str(tmp_path))
+    assert list(stored) == ["d_m/random_seed0.json", "d_m/x_seed0.json", "d_m/x_seed1.json"]
+    assert stored["d_m/x_seed0.json"] == compact_record(b)
+    assert "queried" not in stored["d_m/x_seed0.json"]
+    assert "train_time" not in stored["d_m/x_seed0.json"]
+    assert_allclose(stored["d_m/x_seed1.json"]["auc"], c["auc"])
+    # the summary from the store equals the summary from the raw records
+    from benchmarks.harness.report import summarise, summary_table
+    assert (summary_table(summarise(load_records(str(tmp_path)))[("d", "m")])
+            == summary_table(summarise([a, b, c])[("d", "m")]))
+    # identical batches are recognised from the digest, raw or compact
+    assert same_batches(stored["d_m/random_seed0.json"], b)
+    assert not same_batches(stored["d_m/x_seed1.json"], b)
+    assert queried_digest([[3, 1]]) != queried_digest([[1, 3]])
+    # a raw record on disk replaces the stored one of the same path
+    newer = _raw("x", 1, [0.5, 0.5], [[4, 2]])
+    _write(tmp_path / "d_m" / "x_seed1.json", newer)
+    assert_allclose(read_records(str(tmp_path))["d_m/x_seed1.json"]["auc"], newer["auc"])
+    assert list(read_records(str(tmp_path), skip_dirs=("d_m",))) == []
+
+
+def test_compact_store_without_path_is_refused(tmp_path):
+    (tmp_path / COMPACT).write_text(json.dumps({"config": {}}) + "\n")
+    with pytest.raises(ValueError, match="has no 'path'"):
+        read_records(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no run records"):
+        write_compact(str(tmp_path / "empty"))
+
+
+def test_committed_section_tables_rebuild_from_the_compact_stores():
+    """The learning-curve tables of the committed section 1 page are what the harness's
+    summary of the committed compact stores gives."""
+    import re
+
+    from benchmarks.harness.report import summarise as summarise_records, summary_table
+    root = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "results")
+    page = open(os.path.join(root, "benchmark.md")).read()
+    recs = [r for r in load_records(os.path.join(root, "s1"))
+            if (r["config"]["dataset"], r["config"]["model"]) == ("digits", "logreg")]
+    assert len(recs) > 10
+    body = re.search(r"<!-- s1:digits_logreg -->\n(.*?)\n<!-- /s1:digits_logreg -->", page,
+                     re.S).group(1)
+    assert body == "\n".join(summary_table(summarise_records(recs)[("digits", "logreg")]))

@@ -139,3 +139,44 @@ def test_each_exception_is_still_needed(path):
     assert counts[path] > MAX_LINES, (
         f"{path} has {counts[path]} lines, within the limit: remove it from LONG_MODULES"
     )
+
+
+# -- packaging ------------------------------------------------------------------------------
+def _pyproject():
+    tomllib = pytest.importorskip("tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_installed_package_holds_the_library_only():
+    find = _pyproject()["tool"]["setuptools"]["packages"]["find"]
+    assert find["include"] == ["sparse_query", "sparse_query.*"]
+    assert "scripts" not in _pyproject()["project"]
+    assert not (PACKAGE / "benchmark").exists()
+    # no library module imports the benchmark harness (it is not installed)
+    for name, (path, _) in _modules(PACKAGE).items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.split(".")[0] == "benchmarks" for n in names), (name, names)
+
+
+def test_one_version_source_and_typed_marker():
+    project = _pyproject()
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "sparse_query.__version__"
+    # the version is a literal setuptools reads without importing the package (torch)
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    literal = [node.value.value for node in tree.body if isinstance(node, ast.Assign)
+               and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["__version__"]]
+    import sparse_query
+    assert literal == [sparse_query.__version__]
+    assert (PACKAGE / "py.typed").exists()
+    assert project["tool"]["setuptools"]["package-data"]["sparse_query"] == ["py.typed"]
+    assert project["project"]["license"] == "BSD-3-Clause"
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
+    assert f"## [{sparse_query.__version__}]" in (ROOT / "CHANGELOG.md").read_text()

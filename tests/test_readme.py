@@ -69,7 +69,7 @@ def test_readme_references_only_files_that_exist():
 
 def test_cli_help_shows_every_option_with_its_default():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "sparse_query.benchmark", "--help"], env=env,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.harness", "--help"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     for opt in ("--dataset", "--model", "--strategies", "--seeds", "--seed-size", "--batch",
@@ -392,7 +392,7 @@ def row_sparse(d):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sparse_query.adapters import last_layer_outputs
-    from sparse_query.benchmark.text import make_topic_corpus
+    from benchmarks.harness.text import make_topic_corpus
     X, y, P = d
     clf = _fit_quiet(LogisticRegression(max_iter=300), X, y)
     assert sp.issparse(last_layer_outputs(clf, sp.csr_matrix(P)).features)

@@ -23,7 +23,7 @@ from sparse_query.baselines import (
     BADGE, BALD, EntropySampling, KCenterGreedy, LeastConfidenceSampling, MarginSampling,
     RandomSampling, badge_kmeanspp, kcenter_greedy,
 )
-from sparse_query.benchmark.text import make_topic_corpus
+from benchmarks.harness.text import make_topic_corpus
 from sparse_query.embeddings import gradient_embedding
 from sparse_query.embeddings.gradient_sparse import SparseGradientEmbedding
 from sparse_query.problem import FactoredOperator, SparseApproxProblem, as_operator, sketch
@@ -365,7 +365,7 @@ def test_copies_in_a_sparse_pool_are_grouped(solver):
     from sklearn.pipeline import Pipeline
 
     from sparse_query import SparseApproxSampler
-    from sparse_query.benchmark.text import make_topic_corpus
+    from benchmarks.harness.text import make_topic_corpus
 
     docs, y = make_topic_corpus(400, vocab_size=3000, n_classes=4, random_state=1)
     docs = np.asarray(docs, dtype=object)

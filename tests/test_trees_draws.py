@@ -292,7 +292,7 @@ def test_cached_draws_refused_when_dropout_does_not_feed_the_last_layer(kind):
 
 def test_cached_draws_on_a_skorch_mc_dropout_net(digits):
     pytest.importorskip("skorch")
-    from sparse_query.benchmark.models import fit_model, make_model
+    from benchmarks.harness.models import fit_model, make_model
 
     X0, y0, Xp, _ = digits
     net = make_model("mlp-dropout", 64, 10, len(X0), epochs=2, seed=0)
@@ -371,7 +371,7 @@ def test_committee_of_nets_with_extra_outputs_is_refused(digits):
     pytest.importorskip("skorch")
     pytest.importorskip("modAL")
     from sparse_query.adapters._draws import committee_last_layers
-    from sparse_query.benchmark.models import fit_model, make_model
+    from benchmarks.harness.models import fit_model, make_model
 
     X0, y0, Xp, _ = digits
     keep = y0 < 9                       # the nets have 10 outputs but see 9 classes

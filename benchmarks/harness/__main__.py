@@ -1,13 +1,13 @@
-"""Command line: ``python -m sparse_query.benchmark [run|report] ...``.
+"""Command line: ``python -m benchmarks.harness [run|report] ...``.
 
 Examples
 --------
 Run (the default sub-command) and then build the tables and plots::
 
-    python -m sparse_query.benchmark --dataset digits --model logreg \\
+    python -m benchmarks.harness --dataset digits --model logreg \\
         --strategies ours-greedy ours-iht badge random --seeds 0 1 2 \\
         --seed-size 30 --batch 20 --rounds 8 --out benchmarks/results/al_digits_logreg
-    python -m sparse_query.benchmark report --out benchmarks/results/al_digits_logreg
+    python -m benchmarks.harness report --out benchmarks/results/al_digits_logreg
 
 ``--smoke`` shrinks everything (pool 300, 1 seed, 2 rounds of 10, 2 epochs) to check the
 harness end to end in seconds.
@@ -52,10 +52,10 @@ def _run_parser(p):
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m sparse_query.benchmark",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.harness",
                                      description="Batch active-learning benchmark (Algorithm 3). "
                                      "Options of the default sub-command: "
-                                     "python -m sparse_query.benchmark run --help.",
+                                     "python -m benchmarks.harness run --help.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     if argv in (["-h"], ["--help"]):  # every option of both sub-commands, with its default
         parser.print_help()
         for name, p in (("run", run), ("report", rep)):
-            print(f"\n--- python -m sparse_query.benchmark {name} ---")
+            print(f"\n--- python -m benchmarks.harness {name} ---")
             p.print_help()
         return 0
     if not argv or argv[0] not in ("run", "report", "-h", "--help"):

@@ -20,6 +20,7 @@ import numpy as np
 from .datasets import initial_labeled, split_dataset
 from .metrics import auc
 from .models import MODELS, fit_model, make_model
+from .records import read_records
 from .strategies import make_strategy, parse_strategy, slug
 
 __all__ = ["RunConfig", "run_path", "run_one", "run_benchmark"]
@@ -132,11 +133,15 @@ def _environment() -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def _load_if_done(path: str, cfg: RunConfig):
+def _load_if_done(path: str, cfg: RunConfig, compact: dict | None = None):
+    """The raw record at ``path``, else ``compact`` (its compact form), if its config is
+    ``cfg``'s."""
     try:
         with open(path) as fh:
             rec = json.load(fh)
     except (OSError, ValueError):
+        rec = compact
+    if rec is None:
         return None
     stored = {k: v for k, v in rec.get("config", {}).items() if k != "device"}
     return rec if stored == cfg.key() else None
@@ -153,8 +158,9 @@ def _save(path: str, record: dict) -> None:
 def run_benchmark(configs, out: str, *, progress: bool = True, log=print) -> list[dict]:
     """Run every config not already stored under ``out``; return all records.
 
-    Finished runs whose stored config matches are loaded instead of recomputed. Each run is
-    saved as soon as it finishes, and a one-line summary is logged.
+    Finished runs whose stored config matches (a raw record, or a line of ``out``'s compact
+    store ``records.jsonl``) are loaded instead of recomputed. Each run is saved as soon as it
+    finishes, and a one-line summary is logged.
     """
     configs = list(configs)
     for cfg in configs:
@@ -170,10 +176,12 @@ def run_benchmark(configs, out: str, *, progress: bool = True, log=print) -> lis
         except ImportError:  # pragma: no cover - tqdm is in the bench extra
             bar = None
     records = []
+    stored = read_records(out) if os.path.isdir(out) else {}
     try:
         for cfg in configs:
             path = run_path(out, cfg)
-            rec = _load_if_done(path, cfg)
+            rel = os.path.relpath(path, out).replace(os.sep, "/")
+            rec = _load_if_done(path, cfg, stored.get(rel))
             if rec is not None:
                 if bar is not None:
                     bar.update(cfg.rounds + 1)

@@ -107,7 +107,7 @@ def make_model(name: str, n_features: int, n_classes: int, n_train: int, *, epoc
     import torch
     from skorch import NeuralNetClassifier
 
-    from ..nn import MLP, LeNet5
+    from sparse_query.nn import MLP, LeNet5
 
     if explicit:
         n_epochs = max(epochs, 1)

@@ -11,30 +11,21 @@
 from __future__ import annotations
 
 import csv
-import glob
-import json
 import os
 from collections import defaultdict
 
 import numpy as np
 
 from .metrics import mean_std
+from .records import read_records
 
 __all__ = ["load_records", "summarise", "summary_table", "build_report", "plot_curves"]
 
 
 def load_records(root: str) -> list[dict]:
-    """Every run record (a JSON with ``config`` and ``accuracy``) under ``root``."""
-    records = []
-    for path in sorted(glob.glob(os.path.join(root, "**", "*.json"), recursive=True)):
-        try:
-            with open(path) as fh:
-                rec = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and "config" in rec and "accuracy" in rec:
-            records.append(rec)
-    return records
+    """Every run record (with ``config`` and ``accuracy``) under ``root``: its compact store
+    ``records.jsonl`` and any raw ``*_seed*.json`` (:func:`~.records.read_records`)."""
+    return [rec for rec in read_records(root).values() if "accuracy" in rec]
 
 
 def summarise(records, reference: str = "random") -> dict:

@@ -21,11 +21,9 @@ Keyword overrides follow a colon, e.g. ``ours-iht:alpha=0.1,temperature=auto`` o
 or kept as strings. ``ours-*`` run at the sampler's defaults (on a Bayesian model too: the
 posterior embedding is the named variant ``ours-greedy:embedding=posterior``).
 
-One key is the harness's own, not a sampler parameter: ``iht_init`` (``"fallback"``, the
-solver's default, ``"both"``, ``"zero"`` or ``"spread"``) is the start of
-:func:`~sparse_query.solvers.proximal_iht` that ``ours-iht`` uses, e.g.
-``ours-iht:iht_init=zero`` (the single start from ``w = 0``). It exists to compare the starts
-on learning curves; the sampler itself always uses the solver's default.
+``iht_init`` (``"fallback"``, the default, ``"both"``, ``"zero"`` or ``"spread"``) is the
+sampler's start of :func:`~sparse_query.solvers.proximal_iht`, e.g. ``ours-iht:iht_init=zero``
+(the single start from ``w = 0``); it is refused on ``ours-greedy``, which never runs IHT.
 """
 from __future__ import annotations
 
@@ -72,17 +70,6 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9.\-]+", "_", spec.replace(":", "__").replace("=", "-")).strip("_")
 
 
-def _iht_start_sampler(init: str):
-    """A ``SparseApproxSampler`` subclass whose IHT solves start from ``init``."""
-    import sparse_query.sampler as sampler_mod
-
-    class _IHTStartSampler(sampler_mod.SparseApproxSampler):
-        _iht_init = init  # the start the sampler hands proximal_iht (None: its default)
-
-    _IHTStartSampler.__name__ = _IHTStartSampler.__qualname__ = f"SparseApproxSampler_iht_{init}"
-    return _IHTStartSampler
-
-
 def make_strategy(spec: str, *, seed: int, device: str = "cpu", bayesian: bool = False):
     """Build the strategy named by ``spec`` with ``random_state=seed`` and ``device``.
 
@@ -95,7 +82,7 @@ def make_strategy(spec: str, *, seed: int, device: str = "cpu", bayesian: bool =
     name, params = parse_strategy(spec)
     common = {"random_state": seed, "device": device}
     if name.startswith("ours-"):
-        init = params.pop("iht_init", None)  # None: the solver's default start
+        init = params.get("iht_init")  # None: the sampler's default start
         if init is not None and init not in IHT_INITS:
             raise ValueError(f"iht_init={init!r} in {spec!r} is not one of {list(IHT_INITS)}.")
         if init is not None and name != "ours-iht":
@@ -103,8 +90,7 @@ def make_strategy(spec: str, *, seed: int, device: str = "cpu", bayesian: bool =
                              f"or use ours-iht.")
         kwargs = dict(solver=name[5:], **common)
         kwargs.update(params)
-        cls = sq.SparseApproxSampler if init is None else _iht_start_sampler(init)
-        return cls(**kwargs)
+        return sq.SparseApproxSampler(**kwargs)
     cls = {
         "random": sq.RandomSampling, "entropy": sq.EntropySampling,
         "margin": sq.MarginSampling, "least-confidence": sq.LeastConfidenceSampling,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._utils import check_int, numpy_rng
+from sparse_query._utils import check_int, numpy_rng
 
 __all__ = ["make_topic_corpus"]
 

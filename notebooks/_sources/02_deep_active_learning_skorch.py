@@ -237,6 +237,6 @@ print(f"alpha_reliability: {sampler.reliability_source_}")
 # * BADGE and the sparse sampler trade some uncertainty for variety; the paper reports them
 #   on top of MNIST (AUC 91.2 and 91.1 over 15 rounds of 40). Two seeds and eight rounds
 #   cannot separate strategies that close: for that, use the benchmark in
-#   `sparse_query.benchmark`, which runs many seeds and reports the spread.
+#   `benchmarks.harness`, which runs many seeds and reports the spread.
 # * Acquisition time is a real cost only when the pool is large or the batch is; notebook 4
 #   shows how the solvers scale with $b$.

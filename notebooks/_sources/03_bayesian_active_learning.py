@@ -272,7 +272,7 @@ for (model_name, name), r in results.items():
 #   scatter plots above), so the more weight `alpha` gives it, the more the sampler behaves
 #   like BALD rather than like a representative sampler. A smaller `alpha`, a larger seed
 #   set, or a representation-first strategy for the first rounds are the usual remedies for
-#   a cold start; the benchmark (`sparse_query.benchmark`, `BENCHMARKS.md`) is the place to
+#   a cold start; the benchmark (`benchmarks.harness`, `BENCHMARKS.md`) is the place to
 #   compare them over many seeds.
 # * The *posterior* embedding needs no last layer and no temperature: any model that can
 #   produce posterior draws works, including ensembles (`RandomForestClassifier`, bagging)

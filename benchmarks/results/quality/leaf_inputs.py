@@ -12,11 +12,15 @@ points (mean ± sample std, worst seed in brackets).
 from __future__ import annotations
 
 import collections
-import glob
-import json
+import fnmatch
+import functools
 import os
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+from benchmarks.harness.records import read_records  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.dirname(HERE)
@@ -28,15 +32,21 @@ ALWAYS = "embedding-leaf-input-gradient"
 LEAVES_NAME = 'leaves only (`embedding="leaf-gradient"`)'
 
 
+@functools.lru_cache(maxsize=None)
+def _store(root):
+    return read_records(os.path.join(RESULTS, root))
+
+
 def _records(dataset, family, slug, seeds):
     out = {}
     for root in ROOTS:
-        for path in glob.glob(os.path.join(RESULTS, root, f"{dataset}_{family}",
-                                           f"{slug}_seed*.json")):
-            seed = int(path.rsplit("seed", 1)[1][:-5])
+        for path, rec in _store(root).items():
+            folder, _, name = path.rpartition("/")
+            if folder != f"{dataset}_{family}" or not fnmatch.fnmatchcase(name, f"{slug}_seed*.json"):
+                continue
+            seed = int(name.rsplit("seed", 1)[1][:-5])
             if seed in seeds:
-                with open(path) as fh:
-                    out[seed] = json.load(fh)
+                out[seed] = rec
     return out
 
 

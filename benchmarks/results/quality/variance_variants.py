@@ -15,12 +15,13 @@ coreset, bald: the peers of the matrix's summary table). Writes nothing.
 ``quality_fresh``; ``DIR1,DIR2`` pools both, seeds 0-9); a cell counts when a strategy has
 every seed that random has there.
 """
-import glob
-import json
 import os
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+from benchmarks.harness.records import read_records  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAMILIES = ("rf", "et", "bagging", "committee-sk", "mc-dropout", "vlinear")
@@ -32,9 +33,9 @@ def _aucs(root, kind):
     """AUC (in points) of every ``<root>/*/*_seed*.json`` record by (dataset, ``kind``,
     strategy, seed); ``kind`` is the matrix's "family" or section 1's "model"."""
     runs = {}
-    for f in glob.glob(os.path.join(root, "*", "*_seed*.json")):
-        with open(f) as fh:
-            r = json.load(fh)
+    for path, r in read_records(root).items():
+        if path.count("/") != 1:
+            continue
         c = r["config"]
         runs[(c["dataset"], c[kind], c["strategy"], c["seed"])] = r["auc"] * 100
     return runs
@@ -118,7 +119,7 @@ def main(strategies):
 
 
 def section1(out=os.path.join(HERE, "s1_variance"), variant="alpha_reliability=held-out"):
-    """Section 1's tables (sparse_query.benchmark runs under ``out``): each solver at its
+    """Section 1's tables (benchmarks.harness runs under ``out``): each solver at its
     defaults and with ``variant``, paired over seeds against the default and random."""
     runs = _aucs(out, "model")
     cells = sorted({(d, m) for d, m, _, _ in runs})
