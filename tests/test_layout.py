@@ -180,3 +180,12 @@ def test_one_version_source_and_typed_marker():
     assert project["project"]["license"] == "BSD-3-Clause"
     assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")
     assert f"## [{sparse_query.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_contributing_gives_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    command = 'pip install torch==2.13.0 && pip install -e ".[test]" && python -m pytest'
+    assert command in readme and command in contributing
+    assert "sphinx-build -W docs docs/_build/html" in contributing
+    assert "python -m benchmarks.harness" in contributing
