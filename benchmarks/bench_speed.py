@@ -202,16 +202,10 @@ def _load_json(name):
 def render():
     """``results/speed.md`` from whatever ``speed_*.json`` exist."""
     L = ["# Speed: the default against BADGE and k-center, through `fit_query` (issue 15)", "",
-         "Regenerate: `python benchmarks/bench_speed.py acq --pools 10000 100000 --batches 100 "
-         "1000 5000`, `python benchmarks/bench_speed.py large --n 1000000 --d 512 --b 1000`, "
-         "the same with `--methods default iht --tag _1M_lowload` after the merge, at load ~1.6, "
-         "`python benchmarks/bench_speed.py large --n 300000 --d 512 --b 1000 --methods iht "
-         "--tag _300k_after` (and the same with `PYTHONPATH=<checkout before issue 15>` and "
-         "`--tag _300k_before_main`), `python benchmarks/bench_speed.py acq --pools 1000000 "
-         "--batches 100 1000 --repeats 1 --tag _1M`, `python benchmarks/bench_speed.py acq --d "
-         "512 --pools 100000 --batches 1000 --repeats 1 --tag _d512`, `python "
-         "benchmarks/bench_speed.py acq --model logreg --d 64 --pools 200000 --batches 1000 "
-         "--repeats 1 --tag _logreg` (and `--tag _logreg_s18` at the `alpha_reliability` default), the final 10k/100k table with `--tag _final`, then `python benchmarks/bench_speed.py "
+         "Regenerate: each table's title gives its `python benchmarks/bench_speed.py acq` or "
+         "`large` options (`--tag` names its `speed_<part><tag>.json`); the large pool: "
+         "`large --n 1000000 --d 512 --b 1000 --methods default iht --tag _1M_s17_r<k>`; "
+         "greedy's growth: the command in its section; then `python benchmarks/bench_speed.py "
          "render`. GPU: `benchmarks/bench_speed_gpu.sh` (not run: no GPU on the development "
          "machine).", "",
          "Same pool for every method (Gaussian-mixture features behind a fixed `nn.Linear` "
