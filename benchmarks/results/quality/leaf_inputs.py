@@ -118,8 +118,9 @@ Paired AUC − random in AUC points: mean ± sample std over seeds (worst seed).
 ## Choosing the weight (seeds 0-9): the inputs always on
 
 `embedding="leaf-input-gradient"` on every query, at four weights of the inputs against the
-leaves (`ours-w<weight>` in `benchmarks/bench_quality.py`), against the leaves alone (the
-previous default) and modAL's `uncertainty_batch_sampling`:
+leaves (records `ours-w<weight>`; the weight is the library's constant 0.5, so the other
+weights need a patched sampler and `benchmarks/bench_quality.py` no longer runs them), against
+the leaves alone (the previous default) and modAL's `uncertainty_batch_sampling`:
 
 {_table([(LEAVES_NAME, LEAVES),
          ("inputs, w = 0.25", f"ours-w0.25_{ALWAYS}"), ("inputs, w = 0.5", f"ours_{ALWAYS}"),
