@@ -4,8 +4,12 @@
     ``"auto"`` (the default) is :data:`AUTO_RULE` whenever it can be measured, and ``alpha`` as
     given otherwise (no labeled set, fewer than 6 labeled points, a single labeled class, a model
     that cannot be cloned and refitted): ``reliability_source_`` says which, as
-    ``"held-out"`` or ``"fallback: <reason>"`` (like ``temperature="auto"``). A clone that
-    fails to fit or predict also falls back, with a warning naming the error.
+    ``"out-of-bag"`` (a bootstrap forest or bagging ensemble fitted on the labeled set: its
+    own out-of-bag accuracy, no refit), ``"validation history"`` (a skorch net trained with a
+    ``train_split``: the last epoch's ``valid_acc`` on 6 points or more, no refit),
+    ``"held-out"`` or ``"fallback: <reason>"`` (like
+    ``temperature="auto"``). A clone that fails to fit or predict also falls back, with a
+    warning naming the error.
     ``"held-out"`` multiplies ``alpha`` by ``kappa = max(0, (acc - 1/K) / (1 - 1/K))``, the
     model's chance-corrected 3-fold cross-validated accuracy on the labeled set (``K``: the
     classes there; :func:`~sparse_query.embeddings.reliability.heldout_reliability`, clones of
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 import warnings
 from typing import NamedTuple
+
+import numpy as np
 
 from . import adapters
 from ._temperature_cache import (
@@ -85,6 +91,25 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
         raise ValueError(f"alpha_reliability={alpha_reliability!r} needs the labeled set: "
                          "use a modAL learner (its X_training / y_training) or pass X_labeled "
                          "and y_labeled to fit, or pass alpha_reliability=None.")
+    if auto and not _is_committee(est):  # a bootstrap ensemble's own held-out predictions
+        from .adapters._trees import out_of_bag_proba
+        from .embeddings.reliability import proba_reliability
+
+        oob = out_of_bag_proba(est, X_labeled)
+        if oob is not None:
+            try:
+                kappa, acc = proba_reliability(*oob, adapters.classes_of(est), y_labeled)
+            except ReliabilityError as exc:
+                return Reliability(None, None, None, f"fallback: {exc}", len(y_labeled))
+            return Reliability(rule, kappa, acc, "out-of-bag", len(y_labeled))
+        from .adapters._common import skorch_validation_accuracy
+        from .embeddings.reliability import _chance_corrected
+
+        valid = skorch_validation_accuracy(est)
+        k = len(np.unique(np.asarray(y_labeled)))
+        if valid is not None and valid[1] >= 6 and k >= 2:  # the net's own held-out split
+            kappa, acc = _chance_corrected(valid[0], k)
+            return Reliability(rule, kappa, acc, "validation history", len(y_labeled))
     members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
                if _is_committee(est) else [est])
     # once per fitted model, labeled set and integer seed (like temperature="auto")

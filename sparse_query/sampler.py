@@ -79,16 +79,16 @@ class SparseApproxSampler(QueryStrategy):
         uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
     alpha_reliability : {"auto", None, "held-out", "held-out-squared"}, default="auto"
         Multiplies ``alpha`` by ``kappa`` (``"held-out"``) or ``kappa^2``, the model's
-        chance-corrected 3-fold cross-validated accuracy on the labeled set: the variance term
-        trusts the model's label distribution only as far as the model predicts labels it has
-        not seen (three extra fits of clones of the model per :meth:`fit`, of every member for
-        a committee; details in :mod:`sparse_query._reliability`). ``"auto"`` is
-        ``"held-out"`` when the labeled set allows it (a modAL learner's, or ``X_labeled`` /
-        ``y_labeled``: at least 6 points of 2 classes or more, a model ``sklearn.base.clone``
-        can copy) and ``alpha`` as given otherwise; ``alpha_reliability_`` and
-        ``reliability_source_`` say which. ``None``: ``alpha`` as given, nothing refitted (the
-        default before the quality matrix of ``BENCHMARKS.md`` measured ``"auto"`` ahead on
-        seeds 0-4 and on fresh seeds 5-9). The explicit rules raise where ``"auto"`` falls back.
+        chance-corrected accuracy on labeled points it did not see: the variance term trusts
+        the model's label distribution only as far as the model predicts unseen labels. The
+        explicit rules measure it by 3-fold cross-validation (three fits of untrained copies
+        of the model per :meth:`fit`, of every member for a committee). ``"auto"`` reads a
+        bootstrap forest's or bagging ensemble's out-of-bag predictions when the labeled set
+        is the one it was fitted on, or a skorch net's last ``valid_acc`` when it was trained
+        with a ``train_split`` (no refit), cross-validates otherwise, and keeps ``alpha``
+        as given when the labeled set is too small (fewer than 6 points, one class) or the
+        model cannot be copied; ``reliability_source_`` says which. ``None``: ``alpha`` as
+        given, nothing refitted. The explicit rules raise where ``"auto"`` falls back.
     beta : float, default=1e-3
         Weight of the stabiliser ``beta ||w - 1||^2``.
     tau : float, default=1.0
@@ -211,8 +211,9 @@ class SparseApproxSampler(QueryStrategy):
     embedding_time_ : float
         Seconds spent in :meth:`fit` on inference and the embedding (refits excluded).
     refit_time_ : float
-        Seconds :meth:`fit` spent fitting copies of the model for ``temperature="auto"`` and
-        ``alpha_reliability`` (0 when nothing was refitted or a cached result was reused).
+        Seconds :meth:`fit` spent on ``temperature="auto"`` and ``alpha_reliability``: fitting
+        copies of the model, or reading a bootstrap ensemble's out-of-bag predictions (near 0
+        when neither applies or a cached result was reused).
     solve_time_ : float
         Seconds spent in the solver by the last :meth:`query`.
 

@@ -249,6 +249,20 @@ def check_fitted(estimator) -> None:
         ) from None
 
 
+def skorch_validation_accuracy(net):
+    """``(accuracy, n_valid)`` of a skorch net's last epoch on its own validation split, or
+    None (not a skorch net, trained without ``train_split``, or no ``valid_acc`` recorded)."""
+    if not _is_skorch_net(net) or not getattr(net, "history_", None):
+        return None
+    last = net.history_[-1]
+    acc = last.get("valid_acc") if hasattr(last, "get") else None
+    batches = last.get("batches") or []
+    n_valid = sum(int(b.get("valid_batch_size", 0)) for b in batches)
+    if acc is None or n_valid == 0:
+        return None
+    return float(acc), n_valid
+
+
 def _check_net_device(net) -> None:
     """A skorch net whose ``device`` this machine lacks is refused with the fix named."""
     device = getattr(net, "device", None)

@@ -337,3 +337,65 @@ def _compare(mine, own, rtol, est, what):
             f"difference {worst:.3g}); its trees are not combined the way the leaf embedding "
             "assumes. Use embedding='posterior' for this model."
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# out-of-bag predictions on the labeled set
+# ---------------------------------------------------------------------------------------------
+def out_of_bag_proba(estimator, X_labeled):
+    """Out-of-bag class probabilities of a bootstrap tree ensemble on the set it was fitted on.
+
+    Each labeled row is predicted by the mean of the trees whose bootstrap sample left it out:
+    a held-out prediction that costs one pass of each tree over the labeled set and no refit.
+    Served: ``RandomForestClassifier`` / ``ExtraTreesClassifier`` with ``bootstrap=True`` and a
+    ``BaggingClassifier`` of decision trees (feature subsets included), also behind a pipeline
+    or a modAL learner.
+
+    The invariant that ties the answer to the model is checked on every tree: the labeled rows
+    of its bootstrap sample, sent down the tree, must fill each leaf with exactly the number of
+    training samples the leaf records. It fails (and None is returned) when ``X_labeled`` is
+    not, row for row, the set the ensemble was fitted on.
+
+    Returns
+    -------
+    (proba, covered) or None
+        ``proba`` of shape (n_labeled, n_classes) in the columns of the ensemble's ``classes_``
+        and ``covered``, the rows some tree left out (other rows are zero); None when the
+        model is not served or the invariant fails.
+    """
+    transforms, est = _resolve(estimator)
+    kind = _tree_kind(est)
+    if (kind not in ("forest", "bagging") or not getattr(est, "bootstrap", False)
+            or getattr(est, "n_outputs_", 1) != 1):
+        return None
+    try:
+        samples = est.estimators_samples_
+    except AttributeError:  # a scikit-learn without the forests' estimators_samples_
+        return None
+    features = getattr(est, "estimators_features_", None)
+    X = _to_numpy(_apply(transforms, X_labeled), np.float32)
+    if X.ndim != 2:
+        return None
+    n, k = X.shape[0], len(est.classes_)
+    total, votes = np.zeros((n, k)), np.zeros(n)
+    for t, (tree, drawn) in enumerate(zip(est.estimators_, samples)):
+        cols = None if features is None else np.asarray(features[t])
+        Xt = X if cols is None else X[:, cols]
+        inbag = np.zeros(n, dtype=bool)
+        if len(drawn) and (np.max(drawn) >= n or np.min(drawn) < 0):
+            return None
+        inbag[drawn] = True
+        leaves = tree.apply(Xt[inbag])
+        is_leaf = tree.tree_.children_left == -1
+        filled = np.bincount(leaves, minlength=tree.tree_.node_count)
+        if not np.array_equal(filled[is_leaf], tree.tree_.n_node_samples[is_leaf]):
+            return None
+        out = ~inbag
+        if not out.any():
+            continue
+        p = tree.predict_proba(Xt[out])
+        total[np.ix_(out, np.asarray(tree.classes_, dtype=np.int64))] += p
+        votes[out] += 1
+    covered = votes > 0
+    total[covered] /= votes[covered, None]
+    return total, covered

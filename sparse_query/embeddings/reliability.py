@@ -21,7 +21,7 @@ import numpy as np
 from .._utils import numpy_rng, preserved_global_rng
 from ..adapters._refit import untrained
 
-__all__ = ["heldout_reliability", "ReliabilityError"]
+__all__ = ["heldout_reliability", "proba_reliability", "ReliabilityError"]
 
 #: folds of the cross-validation (each labeled point is predicted once, by a clone that did
 #: not see it)
@@ -141,7 +141,28 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int | None 
             err.fit_failed = True
             raise err from exc
         hits += int((classes[p.argmax(axis=1)] == y[test]).sum())
-    acc = hits / n
-    chance = 1.0 / (len(classes) if n_classes is None else n_classes)
+    return _chance_corrected(hits / n, len(classes) if n_classes is None else n_classes)
+
+
+def _chance_corrected(acc, n_classes):
+    chance = 1.0 / n_classes
     kappa = max(0.0, (acc - chance) / (1.0 - chance))
     return float(min(kappa, 1.0)), float(acc)
+
+
+def proba_reliability(proba, covered, classes, y_labeled):
+    """``(kappa, accuracy)`` of held-out probabilities already at hand (out-of-bag ones).
+
+    ``proba`` (n_labeled, n_classes) in the columns of ``classes``; only the ``covered`` rows
+    count. Chance is ``1 / K`` with ``K`` the distinct labels of ``y_labeled``, as in
+    :func:`heldout_reliability`. Raises :class:`ReliabilityError` with fewer than 6 covered rows
+    or a single labeled class.
+    """
+    y = np.asarray(y_labeled)[covered]
+    k = len(np.unique(np.asarray(y_labeled)))
+    if y.shape[0] < 2 * N_FOLDS or k < 2:
+        raise ReliabilityError(
+            f"out-of-bag predictions cover {y.shape[0]} labeled points of {k} class(es); "
+            f"at least {2 * N_FOLDS} points of 2 classes are needed")
+    pred = np.asarray(classes)[np.asarray(proba)[covered].argmax(axis=1)]
+    return _chance_corrected(float((pred == y).mean()), k)
