@@ -27,7 +27,7 @@ __all__ = ["COMPACT", "compact_record", "read_records", "write_compact", "same_b
 #: the compact store's file name inside a results folder
 COMPACT = "records.jsonl"
 #: raw record files (the harness's and benchmarks/bench_quality.py's)
-RAW_PATTERN = "*_seed*.json"
+RAW_PATTERN = "*_seed[0-9]*.json"
 _DROPPED = ("train_time", "environment")
 
 
