@@ -277,3 +277,20 @@ def test_net_on_a_missing_device_inside_a_pipeline_is_refused(digits, strategy):
     pipe[-1].set_params(device="cuda")
     with pytest.raises(ValueError, match=r"device='cuda' is not available"):
         strategy(device="cpu").fit_query(XP, pipe, 5)
+
+
+def test_module_instance_inside_a_pipeline_refits_like_the_class(digits):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    XL, yL, XP = digits
+    yL = yL.astype(np.int64)
+    got = []
+    for module in (TwoLayer, TwoLayer()):
+        torch.manual_seed(0)
+        pipe = make_pipeline(StandardScaler(), _net(module)).fit(XL, yL)
+        s = SparseApproxSampler(random_state=0)
+        s.fit_query(XP, pipe, 5, X_labeled=XL, y_labeled=yL)
+        assert s.reliability_source_ == "held-out"
+        got.append(s.reliability_)
+    np.testing.assert_allclose(got[0], got[1])
