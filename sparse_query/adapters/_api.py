@@ -10,7 +10,7 @@ from ._common import (
     EmbeddingNotSupportedError, LastLayer, _apply, _is_committee, _is_skorch_net, _members, _name,
     _resolve, check_fitted, classes_of, unwrap_estimator,
 )
-from ._rows import _check_batch_size, _chunks, _normalise, _prepare_X, _progress
+from ._rows import _RowStack, _check_batch_size, _chunks, _normalise, _prepare_X, _progress
 from ._dropout import cached_dropout_probas
 from ._ensembles import _align, _column_labels, _ensemble_members, _index_space, _not_draws_reason
 from ._sklearn import (
@@ -295,7 +295,9 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
     if device is not None:
         resolve_device(device)
     X, n = _prepare_X(X)
-    feats, logits = [], []
+    # dense features go into one (n, d) tensor as they come, or stay views of a float pool
+    stack = _RowStack(n, None if transforms else X)
+    sparse_feats, logits = [], []
     bias = True
     with _progress(n, bool(progress), "last layer") as bar:
         for start, stop, chunk in _chunks(X, n, batch_size, bar):
@@ -303,12 +305,16 @@ def last_layer_outputs(estimator, X, *, batch_size: int = 1024, device=None,
             _check_feature_names(est, chunk)  # we compute X @ coef_: do scikit-learn's check
             h, z, bias = _sklearn_last_layer(est, chunk)
             _check_sklearn_proba(est, chunk, z, (start, stop))
-            feats.append(h if _is_scipy_sparse(h) else torch.from_numpy(np.ascontiguousarray(h)))
+            if _is_scipy_sparse(h):
+                sparse_feats.append(h)
+            else:
+                stack.append(torch.from_numpy(np.ascontiguousarray(h)))
             logits.append(torch.from_numpy(np.ascontiguousarray(z)))
     z = torch.cat(logits)
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
-    return LastLayer(features=_cat_features(feats), logits=z, bias=bias, classes=classes)
+    features = _cat_features(sparse_feats) if sparse_feats else stack.result()
+    return LastLayer(features=features, logits=z, bias=bias, classes=classes)
 
 
 def logits_fn(estimator, X) -> np.ndarray:

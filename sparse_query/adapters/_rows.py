@@ -108,6 +108,172 @@ def _chunks(X, n, batch_size, bar):
             bar.update(stop - start)
 
 
+def _pool_as_tensor(X):
+    """A float32 / float64 numpy pool (an array or an ``np.memmap``) as a tensor on the same
+    memory, so that its chunks are views of one storage and reach the model without a copy;
+    any other pool is returned as it is.
+
+    The tensor aliases the pool, which is read, never written (a read-only memmap included).
+    """
+    if type(X) not in (np.ndarray, np.memmap) or X.dtype not in (np.float32, np.float64):
+        return X
+    if not X.dtype.isnative or X.ndim < 2:
+        return X
+    with warnings.catch_warnings():  # a read-only memmap: we only read it
+        warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
+        try:
+            return torch.from_numpy(X)
+        except (TypeError, ValueError):  # negative strides and other layouts torch refuses
+            return X
+
+
+def _join_rows(parts, pool=None):
+    """The per-chunk rows ``parts`` (tensors or numpy arrays, in pool order) as one tensor.
+
+    A view instead of ``torch.cat`` when the parts already lie back to back in one block of
+    memory: the features of a linear head on the pool itself are the pool's own rows, and
+    copying them would double the memory of a large pool. That block is either one torch
+    storage the parts share, or ``pool`` (a C-contiguous numpy array or tensor) whose rows
+    the parts are, from its first row to its last. The view aliases the pool, which is read,
+    never written.
+    """
+    view = _contiguous_view(parts, pool)
+    if view is not None:
+        return view
+    return torch.cat([p if isinstance(p, torch.Tensor)
+                      else torch.from_numpy(np.ascontiguousarray(p)) for p in parts])
+
+
+class _Staging:
+    """``_to_tensor`` for a net's chunks, writing float chunks of another float dtype (a
+    float64 pool into a float32 net) into one buffer reused from chunk to chunk.
+
+    A fresh conversion per chunk costs no more memory in principle, but the allocator keeps
+    the freed chunks apart from each other (the logits kept in between pin them), which
+    doubled the peak memory of a float64 pool's pass. The returned tensor is overwritten by
+    the next call: whoever keeps its values copies them first (:class:`_RowStack` does).
+    """
+
+    def __init__(self, dtype, device):
+        self.dtype = dtype
+        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self._buf = None
+
+    def __call__(self, chunk):
+        if not (isinstance(chunk, torch.Tensor) and chunk.is_floating_point()
+                and chunk.dtype != self.dtype and chunk.device.type == "cpu"
+                and self.device.type == "cpu"):
+            return _to_tensor(chunk, self.dtype, self.device)
+        rows = chunk.shape[0]
+        if self._buf is None or self._buf.shape[1:] != chunk.shape[1:] or self._buf.shape[0] < rows:
+            self._buf = torch.empty(tuple(chunk.shape), dtype=self.dtype)
+        out = self._buf[:rows]
+        out.copy_(chunk)
+        return out
+
+
+class _RowStack:
+    """Per-chunk rows (tensors, in pool order) gathered into one ``(n, ...)`` CPU tensor.
+
+    Rows that are the pool's own memory (a linear head's features on a float pool) are kept
+    as views and joined by :func:`_join_rows` without a copy; any other rows are written into
+    one ``(n, ...)`` tensor as they come, so the chunks and their concatenation are never held
+    at the same time.
+
+    Parameters
+    ----------
+    n : int
+        Rows of the pool.
+    pool : tensor or numpy array, optional
+        The pool the chunks were read from.
+    """
+
+    def __init__(self, n, pool=None):
+        self.n = n
+        self._pool = pool if isinstance(pool, torch.Tensor) else _pool_as_tensor(pool)
+        self._parts = None
+        self._out = None
+        self._stop = 0
+
+    def _in_pool(self, part) -> bool:
+        pool = self._pool
+        if not isinstance(pool, torch.Tensor) or pool.device.type != "cpu":
+            return False
+        a, b = _address(part), _address(pool)
+        return a is not None and b is not None and b[0] <= a[0] and a[0] + a[1] <= b[0] + b[1]
+
+    def append(self, part):
+        if self._parts is None and self._out is None:
+            if self._in_pool(part):
+                self._parts = []
+            else:
+                self._out = torch.empty((self.n,) + tuple(part.shape[1:]), dtype=part.dtype)
+        if self._parts is not None:
+            self._parts.append(part.to("cpu"))
+        else:
+            self._out[self._stop:self._stop + part.shape[0]].copy_(part)
+        self._stop += int(part.shape[0])
+
+    def result(self):
+        if self._stop != self.n:
+            raise RuntimeError(f"{self._stop} rows were gathered for a pool of {self.n}.")
+        if self._parts is not None:
+            return _join_rows(self._parts, self._pool)
+        return self._out
+
+
+def _address(p):
+    """``(data pointer, bytes, dtype name, row shape, C-contiguous)`` of a tensor or array."""
+    if isinstance(p, torch.Tensor):
+        if p.device.type != "cpu":
+            return None
+        return (p.data_ptr(), p.numel() * p.element_size(), str(p.dtype).replace("torch.", ""),
+                tuple(p.shape[1:]), p.is_contiguous())
+    if isinstance(p, np.ndarray):
+        return (p.ctypes.data, p.nbytes, p.dtype.name, p.shape[1:], p.flags.c_contiguous)
+    return None
+
+
+def _back_to_back(parts):
+    """The common ``(start pointer, total bytes, dtype, row shape)`` of parts that follow each
+    other in memory, else None."""
+    first = _address(parts[0])
+    if first is None:
+        return None
+    ptr, total = first[0], 0
+    for p in parts:
+        a = _address(p)
+        if a is None or not a[4] or a[0] != ptr or a[2:4] != first[2:4]:
+            return None
+        ptr += a[1]
+        total += a[1]
+    return first[0], total, first[2], first[3]
+
+
+def _contiguous_view(parts, pool):
+    run = _back_to_back(parts)
+    if run is None:
+        return None
+    rows = sum(int(p.shape[0]) for p in parts)
+    if pool is not None and not isinstance(pool, torch.Tensor):
+        pool = _pool_as_tensor(pool)
+    if isinstance(pool, torch.Tensor) and pool.device.type == "cpu" and pool.is_contiguous():
+        a = _address(pool)
+        if a is not None and (a[0], a[1], a[2], a[3]) == run and pool.shape[0] == rows:
+            return pool.detach()
+    first = parts[0]
+    if not isinstance(first, torch.Tensor):
+        return None
+    try:
+        storage = first.untyped_storage()
+        if not all(p.untyped_storage().data_ptr() == storage.data_ptr() for p in parts):
+            return None
+    except RuntimeError:  # tensors without a plain storage
+        return None
+    return first.new_empty(0).set_(storage, first.storage_offset(),
+                                   (rows,) + tuple(first.shape[1:]))
+
+
 def _to_numpy(chunk, dtype=None):
     if isinstance(chunk, torch.Tensor):
         chunk = chunk.detach().cpu().numpy()

@@ -64,9 +64,13 @@ def _sklearn_last_layer(est, chunk):
     coef = np.asarray(est.coef_)
     if _is_scipy_sparse(chunk):  # a sparse pool (TF-IDF, one-hot): keep the features sparse
         return _sparse_linear_last_layer(est, coef, chunk)
-    x = _to_numpy(chunk, np.result_type(coef.dtype, np.float32))
+    ct = np.result_type(coef.dtype, np.float32)  # the logits' dtype
+    x = _to_numpy(chunk)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(ct)
     _check_width(x, coef.shape[1], est)
-    z = x @ coef.T + np.asarray(est.intercept_, dtype=x.dtype)
+    # the features are the pool's rows as they are (a float pool's own memory: no copy)
+    z = x.astype(ct, copy=False) @ coef.T + np.asarray(est.intercept_, dtype=ct)
     return x, _two_columns(z), bool(getattr(est, "fit_intercept", True))
 
 

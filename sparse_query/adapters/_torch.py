@@ -14,7 +14,10 @@ from .._utils import resolve_device
 from ._common import (
     _GRADIENT_USERS, EmbeddingNotSupportedError, LastLayer, _apply, _is_skorch_net, _name,
 )
-from ._rows import _check_batch_size, _chunks, _prepare_X, _progress, _to_tensor, _two_columns
+from ._rows import (
+    _RowStack, _Staging, _check_batch_size, _chunks, _pool_as_tensor, _prepare_X, _progress, _to_tensor,
+    _two_columns,
+)
 
 
 def _is_variational(m) -> bool:
@@ -361,17 +364,21 @@ def _layer_has_bias(layer) -> bool:
 def _torch_last_layer(module, default_device, X, transforms, *, batch_size, device, progress,
                       classes, net=None):
     X, n = _prepare_X(X)
+    X_user = X
+    if not transforms:  # a float numpy pool: its chunks become views, not copies
+        X = _pool_as_tensor(X)
     declared = _declared_last_layer(module) is not None
     batch_size = _check_batch_size(batch_size, n)
     dtype = _module_dtype(module)
-    feats, logits = [], []
+    feats, logits = _RowStack(n, X), []
     layer0 = None
     embed = getattr(module, "embed", None)
     with _inference(module, _target_device(default_device, device)) as (dev, handles):
         capture = _Capture(module, handles)
+        stage = _Staging(dtype, dev)  # chunks converted to the net's dtype
         with _progress(n, progress, "last layer", depth=2) as bar:
             for start, stop, chunk in _chunks(X, n, batch_size, bar):
-                x = _to_tensor(_apply(transforms, chunk), dtype, dev)
+                x = stage(_apply(transforms, chunk))
                 capture.last = None
                 out = _forward(module, x, _shape(x, n))
                 layer, h, z = _last_layer_from_capture(capture, module, _shape(x, n))
@@ -396,40 +403,12 @@ def _torch_last_layer(module, default_device, X, transforms, *, batch_size, devi
                         f"{_name(module)} ran a different last layer on rows {start}:{stop}; "
                         "the network must have a fixed last linear layer."
                     )
-                feats.append(h.detach().to("cpu"))
+                feats.append(h.detach())
                 logits.append(_two_columns(z.detach()).to("cpu"))
-    features = _join_rows(feats)
+    features = feats.result()
     z = torch.cat(logits)
     if net is not None and _predict_proba_overridden(net):
-        _check_overridden_predict_proba(net, X, n, z, batch_size, transforms)
+        _check_overridden_predict_proba(net, X_user, n, z, batch_size, transforms)
     if classes is not None and len(classes) != z.shape[1]:
         classes = None
     return LastLayer(features=features, logits=z, bias=_layer_has_bias(layer0), classes=classes)
-
-
-def _join_rows(parts):
-    """``torch.cat(parts)``, or a view when the parts already lie back to back in one block of
-    memory -- the features of a linear head on the pool itself are the pool's own rows, and
-    copying them would double the memory of a large pool. The view aliases the pool, which is
-    read, never written."""
-    first = parts[0]
-    if first.device.type == "cpu" and all(p.is_contiguous() and p.dtype == first.dtype
-                                           for p in parts):
-        try:
-            base = first.untyped_storage().data_ptr()
-            same = all(p.untyped_storage().data_ptr() == base for p in parts)
-        except RuntimeError:  # tensors without a plain storage
-            same = False
-        if same:
-            size = first.element_size()
-            ptr = first.data_ptr()
-            for p in parts:
-                if p.data_ptr() != ptr or p.shape[1:] != first.shape[1:]:
-                    same = False
-                    break
-                ptr += p.numel() * size
-        if same:
-            rows = sum(p.shape[0] for p in parts)
-            return first.new_empty(0).set_(first.untyped_storage(), first.storage_offset(),
-                                           (rows,) + tuple(first.shape[1:]))
-    return torch.cat(parts)

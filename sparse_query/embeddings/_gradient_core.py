@@ -107,7 +107,9 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
     """Unchecked core of :func:`gradient_embedding` (same-dtype, same-device, finite inputs).
 
     ``implicit_bias=True`` (with ``bias``) returns ``h`` itself, no ``n x (d + 1)`` copy, and
-    marks the bias column implicit (``GradientEmbedding.ones_column``)."""
+    marks the bias column implicit (``GradientEmbedding.ones_column``); ``h`` may then be
+    float32 beside float64 logits (its norms are taken in the logits' dtype), and the
+    operator's user converts both factors to one dtype."""
     n = z.shape[0]
     implicit = bool(bias and implicit_bias)
     a, P_out, dist = _class_factors(z, temperature, chunk_size)
@@ -121,7 +123,7 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
         if implicit:
             # ||[h, 1]|| without the n x d temporary h * h (vector_norm is one pass, ~14x
             # faster at d = 512)
-            norm = torch.sqrt(torch.linalg.vector_norm(h[sl], dim=1).square_() + 1.0)
+            norm = torch.sqrt(_row_norms(h[sl], z.dtype).square_() + 1.0)
         else:
             hc = h_out[sl]
             hc[:, : h.shape[1]] = h[sl]
@@ -131,6 +133,23 @@ def _gradient_embedding(z: torch.Tensor, h: torch.Tensor, temperature: float, bi
         sigma[sl] = norm * dist[sl] / n
     return GradientEmbedding(a=a, h=h_out, sigma=sigma, probs=P_out, temperature=temperature,
                              ones_column=implicit)
+
+
+def _row_norms(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``||h_j||`` computed in ``dtype``; rows of another dtype are upcast ~2^20 values at a
+    time into one reused buffer, so no chunk-sized copy is made (row norms do not depend on
+    how rows are grouped; a fresh temporary per block fragments the allocator's heap)."""
+    if h.dtype == dtype:
+        return torch.linalg.vector_norm(h, dim=1)
+    step = max(1, (1 << 20) // max(1, h.shape[1]))
+    out = torch.empty(h.shape[0], dtype=dtype, device=h.device)
+    buf = torch.empty((min(step, h.shape[0]), h.shape[1]), dtype=dtype, device=h.device)
+    for s in range(0, h.shape[0], step):
+        e = min(s + step, h.shape[0])
+        block = buf[:e - s]
+        block.copy_(h[s:e])
+        torch.linalg.vector_norm(block, dim=1, out=out[s:e])
+    return out
 
 
 def _class_factors(z: torch.Tensor, temperature: float, chunk_size: int):

@@ -101,6 +101,8 @@ def gradient_embedding(logits, features, *, temperature: float = 1.0, bias: bool
         raise ValueError(f"logits is on {z.device} but features on {h.device}; move them to "
                          "the same device.")
     dtype = torch.float64 if torch.float64 in (z.dtype, h.dtype) else torch.float32
-    z, h = z.to(dtype), h.to(dtype)
+    z = z.to(dtype)
+    if not (_implicit_bias and bias):  # an implicit bias column keeps h as given: no copy
+        h = h.to(dtype)
     return _gradient_embedding(z, h, float(temperature), bool(bias), chunk_size,
                                implicit_bias=bool(_implicit_bias))
