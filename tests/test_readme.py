@@ -269,7 +269,7 @@ def _learner(est, X, y):
 
 
 def row_committee(d):
-    from modAL.models import Committee
+    Committee = pytest.importorskip("modAL.models").Committee
     from sklearn.ensemble import RandomForestClassifier
     X, y, P = d
     few = y < 5
@@ -279,7 +279,7 @@ def row_committee(d):
 
 
 def row_committee_gradient(d):
-    from modAL.models import Committee
+    Committee = pytest.importorskip("modAL.models").Committee
     from sklearn.linear_model import LogisticRegression
     X, y, P = d
     c = Committee([_learner(LogisticRegression(max_iter=300, C=c), X, y) for c in (0.1, 1.0)])

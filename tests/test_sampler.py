@@ -92,7 +92,7 @@ def test_same_random_state_same_batch_and_sketch_seeded(digits, logreg):
 
 
 def test_temperature_auto_uses_the_learners_labels(digits):
-    from modAL.models import ActiveLearner
+    ActiveLearner = pytest.importorskip("modAL.models").ActiveLearner
 
     X0, y0, Xp, yp = digits
     learner = ActiveLearner(LogisticRegression(max_iter=500), X_training=np.vstack([X0, Xp[:80]]),
@@ -173,7 +173,7 @@ class Counting(SparseApproxSampler):
 
 
 def _skorch_net(dropout=0.0, epochs=8):
-    from skorch import NeuralNetClassifier
+    NeuralNetClassifier = pytest.importorskip("skorch").NeuralNetClassifier
 
     from sparse_query.nn import MLP
 
@@ -197,7 +197,7 @@ ESTIMATORS = {
 @pytest.mark.parametrize("name", list(ESTIMATORS))
 @pytest.mark.parametrize("solver", ["greedy", "iht"])
 def test_active_learner_rounds(digits, name, solver):
-    from modAL.models import ActiveLearner
+    ActiveLearner = pytest.importorskip("modAL.models").ActiveLearner
 
     X0, y0, Xp, yp = digits
     strategy = Counting(solver=solver, device="cpu", random_state=0)
@@ -207,7 +207,7 @@ def test_active_learner_rounds(digits, name, solver):
 
 
 def test_mc_dropout_skorch_net_with_posterior_embedding(digits):
-    from modAL.models import ActiveLearner
+    ActiveLearner = pytest.importorskip("modAL.models").ActiveLearner
 
     X0, y0, Xp, yp = digits
     strategy = Counting(embedding="posterior", n_posterior_samples=8, random_state=0, device="cpu")
@@ -221,7 +221,8 @@ def test_mc_dropout_skorch_net_with_posterior_embedding(digits):
 
 
 def test_committee(digits):
-    from modAL.models import ActiveLearner, Committee
+    modal_models = pytest.importorskip("modAL.models")
+    ActiveLearner, Committee = modal_models.ActiveLearner, modal_models.Committee
 
     X0, y0, Xp, yp = digits
     members = [
