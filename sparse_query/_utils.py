@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numbers
 import random
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -227,3 +228,72 @@ def all_finite(x) -> bool:
         if np.isfinite(arr.sum()):
             return True
     return bool(np.isfinite(arr).all())
+
+
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"depth": 0, "saved": None}
+_CONTROLLER = []
+
+
+def check_n_jobs(n_jobs, name: str = "n_jobs"):
+    """``None``, ``-1`` or a positive integer (scikit-learn's convention); returns it."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or (
+            n_jobs < 1 and n_jobs != -1):
+        raise ValueError(f"{name}={n_jobs!r} must be None (one thread), -1 (every core) or a "
+                         "positive integer.")
+    return int(n_jobs)
+
+
+def resolve_n_jobs(n_jobs) -> int:
+    """Threads for ``n_jobs``: None is 1, -1 every core of the machine, else ``n_jobs``."""
+    if n_jobs is None:
+        return 1
+    if n_jobs == -1:
+        import os
+
+        return max(1, os.cpu_count() or 1)
+    return int(n_jobs)
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS and OpenMP libraries (built once: ~30 ms),
+    or None without threadpoolctl."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - scikit-learn depends on it
+            _CONTROLLER.append(None)
+        else:
+            _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+@contextmanager
+def thread_limit(n_jobs):
+    """Run the block with ``resolve_n_jobs(n_jobs)`` torch intra-op threads and as many BLAS /
+    OpenMP threads (threadpoolctl); both are restored on exit, errors included.
+
+    Thread counts are process-wide: nested or concurrent blocks share the limit of the first
+    one entered, and the counts are restored when the last one exits.
+    """
+    threads = resolve_n_jobs(n_jobs)
+    with _THREADS_LOCK:
+        if _THREADS_STATE["depth"] == 0:
+            ctl = _blas_controller()
+            limiter = None if ctl is None else ctl.limit(limits=threads)
+            _THREADS_STATE["saved"] = (torch.get_num_threads(), limiter)
+            torch.set_num_threads(threads)
+        _THREADS_STATE["depth"] += 1
+    try:
+        yield threads
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_STATE["depth"] -= 1
+            if _THREADS_STATE["depth"] == 0:
+                torch_threads, limiter = _THREADS_STATE["saved"]
+                _THREADS_STATE["saved"] = None
+                torch.set_num_threads(torch_threads)
+                if limiter is not None:
+                    limiter.restore_original_limits()

@@ -16,10 +16,12 @@ from ._base import QueryStrategy
 from ._utils import (
     check_float,
     check_int,
+    check_n_jobs,
     check_option,
     numpy_rng,
     resolve_device,
     resolve_dtype,
+    thread_limit,
     torch_generator,
 )
 from ._plan import AUTO_SKETCH_DIM, AUTO_SKETCH_MIN_DIM, AUTO_SKETCH_MIN_POOL, plan  # noqa: F401
@@ -155,6 +157,12 @@ class SparseApproxSampler(QueryStrategy):
     device : {"auto", "cpu", "cuda", ...}, default="auto"
         Where the solver runs; ``"auto"`` picks CUDA when available.
     dtype : {"float32", "float64"}, default="float32"
+    n_jobs : None, -1 or int, default=None
+        Threads for torch and the BLAS / OpenMP libraries (threadpoolctl) while :meth:`fit`
+        and :meth:`query` run, the model's forward passes included; the process's settings
+        are restored afterwards. ``None`` is one thread (scikit-learn's convention), ``-1``
+        every core. One thread does not oversubscribe a machine shared with other jobs or
+        with the caller's own threads (``BENCHMARKS.md``, "Threads").
     random_state : None, int or numpy Generator, default=None
         Seeds posterior draws, the temperature split, the sketch and ``alpha_reliability``'s
         folds (0 when None: one batch per deterministic model). Never touches global seeds.
@@ -265,7 +273,7 @@ class SparseApproxSampler(QueryStrategy):
                  embedding: str = "auto", temperature=0.01,
                  validation_data=None, n_posterior_samples: int = 20, sketch_dim="auto",
                  batch_size: int = 1024, device="auto", dtype="float32", random_state=None,
-                 verbose: int = 0):
+                 n_jobs=None, verbose: int = 0):
         self.solver = solver
         self.alpha = alpha
         self.alpha_scale = alpha_scale
@@ -286,6 +294,7 @@ class SparseApproxSampler(QueryStrategy):
         self.device = device
         self.dtype = dtype
         self.random_state = random_state
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     # -- validation ------------------------------------------------------------------------
@@ -326,6 +335,7 @@ class SparseApproxSampler(QueryStrategy):
         check_int(self.batch_size, "batch_size", min_val=1)
         self._device = resolve_device(self.device)
         self._dtype = resolve_dtype(self.dtype)
+        self._n_jobs = check_n_jobs(self.n_jobs)
         numpy_rng(self.random_state)  # type and range check
         if isinstance(self.verbose, bool):
             self._verbose = int(self.verbose)
@@ -334,6 +344,10 @@ class SparseApproxSampler(QueryStrategy):
 
     # -- embedding ---------------------------------------------------------------------------
     def _fit(self, X_pool, classifier, X_labeled, y_labeled):
+        with thread_limit(self._n_jobs):
+            self._fit_embedding(X_pool, classifier, X_labeled, y_labeled)
+
+    def _fit_embedding(self, X_pool, classifier, X_labeled, y_labeled):
         # one path for every pool: adapt the model, let the pool's backend run it over the
         # rows and hold the embedding as an operator, solve on that operator (_query).
         # Where the rows live (memory, scipy.sparse, a Dask cluster) is the backend's concern
@@ -396,6 +410,10 @@ class SparseApproxSampler(QueryStrategy):
 
     # -- selection -----------------------------------------------------------------------------
     def _query(self, n_instances):
+        with thread_limit(self._n_jobs):
+            return self._select(n_instances)
+
+    def _select(self, n_instances):
         t0 = time.perf_counter()
         if self._single_class:
             warnings.warn(
