@@ -41,7 +41,7 @@ def _as_tensor(x, name, device, dtype):
 
 
 class PoolOperator:
-    """The pool's embeddings ``e_1 ... e_n`` seen through the products the solvers need.
+    """The pool's embeddings ``e_1, ..., e_n`` seen through the products the solvers need.
 
     A vector of the embedding space (``v``, ``Phi w``, residuals) is a tensor of shape
     :attr:`space_shape`; ``inner`` is the Euclidean inner product there.

@@ -25,10 +25,10 @@ def greedy(problem: SparseApproxProblem, *, tau: float = 1.0, max_cache_bytes: i
     negative weights to 0.
 
     The gradient is kept up to date in one of two ways, chosen by cost: with cached columns
-    of ``Phi^T Phi`` (one O(n (K + d)) column per step for factored embeddings plus an
-    O(n |S|) product; support work O(|S|^2)), or through the residual ``r = Phi w - v`` with
-    one pass ``Phi^T r`` per step (O(n m); support work O(|S| m)). Either way the whole run
-    is O(n m b) or less.
+    of ``Phi^T Phi`` (one ``O(n (K + d))`` column per step for factored embeddings plus an
+    ``O(n |S|)`` product; support work ``O(|S|^2)``), or through the residual ``r = Phi w - v``
+    with one pass ``Phi^T r`` per step (``O(n m)``; support work ``O(|S| m)``). Either way the
+    whole run is ``O(n m b)`` or less.
 
     Parameters
     ----------
