@@ -210,12 +210,14 @@ def test_models_without_the_needed_outputs_are_refused(data):
 # ---------------------------------------------------------------------------------------------
 # modAL
 # ---------------------------------------------------------------------------------------------
-modal_models = pytest.importorskip("modAL.models")
+@pytest.fixture
+def modal_models():
+    return pytest.importorskip("modAL.models")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", ALL)
-def test_modal_active_learner_two_rounds(cls, data):
+def test_modal_active_learner_two_rounds(cls, data, modal_models):
     X, y = data
     est = RandomForestClassifier(8, random_state=0) if cls in BAYESIAN else \
         LogisticRegression(max_iter=300)
@@ -235,7 +237,7 @@ def test_modal_active_learner_two_rounds(cls, data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", BAYESIAN)
-def test_modal_committee(cls, data):
+def test_modal_committee(cls, data, modal_models):
     X, y = data
     members = [modal_models.ActiveLearner(RandomForestClassifier(4, random_state=i),
                                           X_training=X[:30], y_training=y[:30])
@@ -251,7 +253,7 @@ def test_modal_committee(cls, data):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", BAYESIAN)
-def test_modal_mc_dropout_skorch_net(cls, data):
+def test_modal_mc_dropout_skorch_net(cls, data, modal_models):
     skorch = pytest.importorskip("skorch")
     from sparse_query.nn import MLP
 
