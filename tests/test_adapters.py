@@ -27,9 +27,11 @@ from sparse_query.adapters import (
     predict_proba, unwrap_estimator,
 )
 
-skorch = pytest.importorskip("skorch")
-modal_models = pytest.importorskip("modAL.models")
-ActiveLearner, Committee = modal_models.ActiveLearner, modal_models.Committee
+
+def _modal():
+    """modAL's ActiveLearner and Committee; the test skips without modAL."""
+    models = pytest.importorskip("modAL.models")
+    return models.ActiveLearner, models.Committee
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,6 +72,7 @@ class DropNet(nn.Module):
 
 @pytest.fixture(scope="module")
 def skorch_net(digits):
+    skorch = pytest.importorskip("skorch")
     X, y = digits
     torch.manual_seed(0)
     net = skorch.NeuralNetClassifier(
@@ -499,6 +502,7 @@ def test_soft_voting_members(binary):
 
 
 def test_modal_active_learner_is_unwrapped(digits):
+    ActiveLearner, _ = _modal()
     X, y = digits
     learner = ActiveLearner(LogisticRegression(max_iter=200), X_training=X[:40],
                             y_training=y[:40])
@@ -512,6 +516,7 @@ def test_modal_active_learner_is_unwrapped(digits):
 
 
 def test_modal_committee_aligns_members_on_the_union_of_classes(digits):
+    ActiveLearner, Committee = _modal()
     X, y = digits
     idx_a = np.flatnonzero(y < 6)[:40]  # classes 0..5
     idx_b = np.flatnonzero(y >= 3)[:40]  # classes 3..9
@@ -554,14 +559,16 @@ def test_unfitted_estimators(digits):
         last_layer_outputs(LogisticRegression(), X)
     with pytest.raises(NotFittedError, match="not fitted"):
         predict_proba(make_pipeline(StandardScaler(), LogisticRegression()), X)
+    check_fitted(DropNet())  # a plain module is always usable
+    skorch = pytest.importorskip("skorch")
     net = skorch.NeuralNetClassifier(DropNet, verbose=0)
     with pytest.raises(NotFittedError, match="not initialized"):
         posterior_probas(net, X)
+    ActiveLearner, Committee = _modal()
     with pytest.raises(NotFittedError, match="Committee member 0"):
         check_fitted(Committee([ActiveLearner(LogisticRegression())]))
     with pytest.raises(NotFittedError):
         check_fitted(ActiveLearner(RandomForestClassifier()))
-    check_fitted(DropNet())  # a plain module is always usable
 
 
 def test_estimator_without_predict_proba(digits):

@@ -13,9 +13,6 @@ from sparse_query import SparseApproxSampler
 from sparse_query.adapters._refit import RefitError, untrained
 from sparse_query.baselines import BADGE, EntropySampling, KCenterGreedy, RandomSampling
 
-skorch = pytest.importorskip("skorch")
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
@@ -34,6 +31,7 @@ class TwoLayer(nn.Module):
 
 
 def _net(module, **kw):
+    skorch = pytest.importorskip("skorch")  # only the skorch tests skip without it
     return skorch.NeuralNetClassifier(module, max_epochs=8, lr=0.1, train_split=None, verbose=0,
                                       criterion=nn.CrossEntropyLoss, **kw)
 
