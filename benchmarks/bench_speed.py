@@ -19,8 +19,16 @@ Parts:
     the default sampler at their defaults: seconds in fit and in the solve, iterations, sketch,
     peak extra memory.
 
+``threads``
+    The default query on scikit-learn digits (``LogisticRegression`` on 100 labels, b = 10),
+    median of ``--repeats`` ``fit_query`` calls, each configuration in its own process:
+    the library's default (``n_jobs=None``) under the process's default threads, the same
+    under ``OMP_NUM_THREADS=1``, and ``n_jobs=-1`` (every core); writes
+    ``results/threads.md``.
+
     python benchmarks/bench_speed.py acq --pools 10000 100000 --batches 100 1000 5000
     python benchmarks/bench_speed.py large --n 1000000 --d 512 --b 1000
+    python benchmarks/bench_speed.py threads --rounds 3 --repeats 21
 
 Writes ``benchmarks/results/speed_<part>.json`` and prints one line per row. ``--device cuda``
 runs every method on the GPU (``bench_speed_gpu.sh`` runs the table there).
@@ -194,6 +202,63 @@ def large(args):
     return rows
 
 
+_THREADS_CHILD = r"""
+import json, os, statistics, sys, time
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+import sparse_query as sq
+X, y = load_digits(return_X_y=True)
+model = LogisticRegression(max_iter=500).fit(X[:100], y[:100])
+kw, repeats = json.loads(sys.argv[1]), int(sys.argv[2])
+ts = []
+for r in range(repeats):
+    s = sq.SparseApproxSampler(device="cpu", random_state=0, **kw)
+    t0 = time.perf_counter()
+    idx = s.fit_query(X[100:], model, 10, X_labeled=X[:100], y_labeled=y[:100])
+    ts.append(time.perf_counter() - t0)
+print(json.dumps(dict(seconds=statistics.median(ts), min=min(ts), solver=s.solver_,
+                      torch_threads=torch.get_num_threads(), batch=idx.tolist())))
+"""
+
+
+def threads(args):
+    """Each configuration in a fresh process, interleaved over ``--rounds`` rounds."""
+    import subprocess
+
+    configs = [("default (n_jobs=None)", {}, {}),
+               ("OMP_NUM_THREADS=1, n_jobs=None", {}, {"OMP_NUM_THREADS": "1"}),
+               ("n_jobs=-1 (every core)", {"n_jobs": -1}, {})]
+    rows = []
+    for rnd in range(args.rounds):
+        for label, kw, env in configs:
+            out = subprocess.run([sys.executable, "-c", _THREADS_CHILD, json.dumps(kw),
+                                  str(args.repeats)], env={**os.environ, **env},
+                                 capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r.update(config=label, round=rnd, load=os.getloadavg()[0])
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "batch"}), flush=True)
+    if len({tuple(r["batch"]) for r in rows}) != 1:
+        raise RuntimeError("the thread settings changed the batch")
+    one = {r["round"]: r["seconds"] for r in rows if r["config"].startswith("OMP")}
+    L = ["# Threads: the default query on a loaded 2-core machine", "",
+         f"`python benchmarks/bench_speed.py threads --rounds {args.rounds} --repeats "
+         f"{args.repeats}`: scikit-learn digits, `LogisticRegression` on 100 labels, b = 10, "
+         f"`SparseApproxSampler(device=\"cpu\")` (solver resolved to "
+         f"{rows[0]['solver']}); median of {args.repeats} `fit_query` calls per process, one "
+         "process per row, configurations interleaved per round. `os.cpu_count()` = "
+         f"{os.cpu_count()}. Every row chose the same batch.", "",
+         "| round | configuration | torch threads at exit | s / query (median) | min | vs "
+         "OMP_NUM_THREADS=1 | load |", "|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        L.append(f"| {r['round']} | {r['config']} | {r['torch_threads']} | {r['seconds']:.4f} | "
+                 f"{r['min']:.4f} | {r['seconds'] / one[r['round']]:.2f} | {r['load']:.1f} |")
+    (Path(args.out) / "threads.md").write_text("\n".join(L) + "\n")
+    print("wrote", Path(args.out) / "threads.md")
+    return rows
+
+
 def _load_json(name):
     path = OUT / name
     return json.loads(path.read_text()) if path.exists() else None
@@ -347,6 +412,10 @@ def main(argv=None):
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--out", default=str(OUT))
         p.add_argument("--tag", default="")
+    t = sub.add_parser("threads")
+    t.add_argument("--rounds", type=int, default=3)
+    t.add_argument("--repeats", type=int, default=21)
+    t.add_argument("--out", default=str(OUT))
     sub.add_parser("render")
     args = ap.parse_args(argv)
     if args.part == "render":
@@ -356,6 +425,9 @@ def main(argv=None):
             text += "\n" + notes.read_text()
         (OUT / "speed.md").write_text(text)
         print("wrote", OUT / "speed.md")
+        return
+    if args.part == "threads":
+        threads(args)
         return
     torch.set_num_threads(args.threads)
     meta = dict(part=args.part, device=args.device, threads=args.threads,

@@ -3,7 +3,8 @@
 Each benchmark script writes its own section (`results/benchmark.md` for the active-learning
 protocol, `results/quality_matrix.md` for the model-family quality matrix (from
 `benchmarks/bench_quality.py`), `results/solvers.md` for the solvers, `results/scale.md` for the sketch and the
-large pools, `results/speed.md` for the acquisition time through `fit_query`, `results/text/text.md`
+large pools, `results/speed.md` for the acquisition time through `fit_query`, `results/threads.md`
+for the thread settings, `results/text/text.md`
 for sparse text pools); this script concatenates them under a short header and rewrites their
 relative figure links so they resolve from the repository root.
 
@@ -17,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SECTIONS = ["benchmark.md", "quality_matrix.md", "solvers.md", "scale.md", "iht.md", "speed.md",
-            "text/text.md"]
+            "threads.md", "text/text.md"]
 HEADER = (ROOT / "benchmarks" / "BENCHMARKS_header.md")
 
 
