@@ -3,18 +3,22 @@
 One question, answered in one place from what the adapters can read off the model: tree
 ensembles get their leaves as a last layer (``"leaf-gradient"``), committees whose members
 all have last layers get ``"committee-gradient"``, models with a last linear layer get
-``"gradient"``, models with posterior draws only get ``"posterior"``. The choices rest on the
-quality matrix (``BENCHMARKS.md``, "Quality matrix"); a family that matrix says ``auto``
-cannot serve well (gradient boosting) is refused with the alternatives named.
+``"gradient"``, models with posterior draws only get ``"posterior"``, and any other classifier
+with ``predict_proba`` (an SVM, nearest neighbours, naive Bayes, histogram boosting, a
+calibrated model, also as a pipeline's final step) gets ``"input-gradient"``. The choices rest
+on the quality matrix (``BENCHMARKS.md``, "Quality matrix") and, for the input-gradient kind,
+``benchmarks/results/proba_models.md``; a family that matrix says ``auto`` cannot serve well
+(gradient boosting) is refused with the alternatives named. Every refusal names the model it
+refuses (a pipeline's final step by name).
 """
 from __future__ import annotations
 
 from . import adapters
-from .adapters._api import _why_not_draws
+from .adapters._api import _final_name, _why_not_draws, has_proba_inputs, proba_inputs
 from .adapters._draws import committee_has_last_layers
 from .adapters._trees import has_leaf_layer, is_boosting, leaf_last_layer
 
-__all__ = ["choose_embedding", "leaf_logits"]
+__all__ = ["choose_embedding", "leaf_logits", "proba_logits"]
 
 
 def choose_embedding(est, embedding: str) -> str:
@@ -41,25 +45,24 @@ def choose_embedding(est, embedding: str) -> str:
         return "gradient"
     if adapters.has_posterior(est):
         return "posterior"
+    if has_proba_inputs(est):  # any other classifier with predict_proba
+        return "input-gradient"
     raise adapters.EmbeddingNotSupportedError(
-        f"{type(est).__name__} offers neither a last linear layer (for embedding='gradient') "
-        f"nor posterior draws (for embedding='posterior'){_why_not_draws(est)}"
-        f"{_why_no_leaves(est)}. Use a "
-        "LogisticRegression, "
-        "SGDClassifier(loss='log_loss'), MLPClassifier, a skorch net or torch module ending "
-        "in nn.Linear, a tree ensemble (RandomForestClassifier, ExtraTreesClassifier, "
-        "GradientBoostingClassifier), a BaggingClassifier or soft VotingClassifier, a modAL "
-        "Committee, or a net with dropout / a variational last layer (sparse_query.nn)."
+        f"{_final_name(est)} has no predict_proba, no last linear layer (for "
+        f"embedding='gradient') and no posterior draws (for embedding='posterior')"
+        f"{_why_not_draws(est)}, so no embedding of its class probabilities exists. Fit it with "
+        "probability=True (SVC / NuSVC) or wrap it in CalibratedClassifierCV (both then get "
+        "embedding='input-gradient'), or use a LogisticRegression, MLPClassifier, a skorch "
+        "net, a tree ensemble or a modAL Committee."
     )
-
-
-def _why_no_leaves(est) -> str:
-    if type(est).__name__.startswith("HistGradientBoosting"):
-        return (" (a HistGradientBoosting model has no public apply(), so its leaves cannot "
-                "serve as a last layer; use GradientBoostingClassifier or a forest)")
-    return ""
 
 
 def leaf_logits(estimator, X):
     """The leaf layer's logits of ``X`` as numpy (for temperature scaling on the leaves)."""
     return leaf_last_layer(estimator, X).logits.numpy()
+
+
+def proba_logits(estimator, X):
+    """``log(max(predict_proba, 1e-12))`` of ``X``, renormalised, as numpy: the logits of
+    ``embedding="input-gradient"`` (for temperature scaling)."""
+    return proba_inputs(estimator, X).logits.numpy()

@@ -80,9 +80,10 @@ def auto_temperature(temperature, est, classifier, X_labeled, y_labeled, validat
     (``"fixed"``), or ``"auto"`` calibrated on ``validation_data`` or a clone fitted on the
     labeled set (given, or the modAL ``classifier``'s), cached per fitted model; ``refit``:
     whether this call fitted a clone. ``kind``: the embedding (leaf kinds calibrate the leaf
-    logits; the committee's embedding has no ``"auto"``)."""
+    logits, ``"input-gradient"`` the log of ``predict_proba``; the committee's embedding has no
+    ``"auto"``)."""
     from . import adapters
-    from ._kinds import leaf_logits
+    from ._kinds import leaf_logits, proba_logits
     from .embeddings import DEFAULT_FALLBACK_TEMPERATURE, estimate_temperature
 
     if not isinstance(temperature, str):
@@ -99,8 +100,10 @@ def auto_temperature(temperature, est, classifier, X_labeled, y_labeled, validat
     hit = _cached_fit(est, key)
     if hit is not None:
         return (*hit, False)
+    logits_fn = (leaf_logits if leaves else proba_logits if kind == "input-gradient"
+                 else adapters.logits_fn)
     T, source = estimate_temperature(
-        est, X_labeled, y_labeled, logits_fn=leaf_logits if leaves else adapters.logits_fn,
+        est, X_labeled, y_labeled, logits_fn=logits_fn,
         validation=validation_data, random_state=random_state,
     )
     _store_fit(est, key, (T, source))

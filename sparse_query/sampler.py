@@ -41,7 +41,7 @@ __all__ = ["SparseApproxSampler", "sparse_greedy", "sparse_iht"]
 
 SOLVERS = ("auto", "greedy", "iht")
 EMBEDDINGS = ("auto", "gradient", "leaf-gradient", "leaf-input-gradient", "committee-gradient",
-              "posterior")
+              "posterior", "input-gradient")
 ALPHA_SCALES = ("pool", "none")
 
 
@@ -109,7 +109,7 @@ class SparseApproxSampler(QueryStrategy):
         single start; ``"fallback"`` adds the second start only when the first batch is not
         below a random-like one; ``"both"`` always runs both (about twice the solve time).
     embedding : {"auto", "gradient", "leaf-gradient", "leaf-input-gradient", \
-"committee-gradient", "posterior"}, default="auto"
+"committee-gradient", "posterior", "input-gradient"}, default="auto"
         ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
         layer; ``"leaf-gradient"``: the same on a tree ensemble's one-hot leaf indicators
         (random forest, extra trees, bagging of trees, gradient boosting; see
@@ -118,7 +118,11 @@ class SparseApproxSampler(QueryStrategy):
         ``"committee-gradient"``: every modAL ``Committee``
         member's last-layer (or leaf) gradients under the committee's label distribution
         (``sparse_query.embeddings.committee``); ``"posterior"``: loss samples over posterior draws
-        (eq. 13) from ensembles, committees, MC dropout or a variational last layer.
+        (eq. 13) from ensembles, committees, MC dropout or a variational last layer;
+        ``"input-gradient"``: the gradients of a linear softmax head on the standardized inputs
+        of the final step, built from the model's own ``predict_proba``
+        (``sparse_query.embeddings.input_gradient``; any scikit-learn classifier with
+        ``predict_proba``, an in-memory pool).
         ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
         ensembles -> ``"leaf-gradient"``, or ``"leaf-input-gradient"`` when ``"auto"``'s
         ``kappa`` (``alpha_reliability``) is below 0.2 on 60 labels or more (near chance,
@@ -126,7 +130,10 @@ class SparseApproxSampler(QueryStrategy):
         all have last layers or leaves (and know every class) -> ``"committee-gradient"``;
         other models with a last
         layer (including MC-dropout and variational nets) -> ``"gradient"``; anything else
-        with posterior draws -> ``"posterior"``.
+        with posterior draws -> ``"posterior"``; any other classifier with ``predict_proba``
+        (``SVC(probability=True)``, ``KNeighborsClassifier``, ``GaussianNB``,
+        ``HistGradientBoostingClassifier``, ``CalibratedClassifierCV``, pipelines ending in
+        them) -> ``"input-gradient"`` (``benchmarks/results/proba_models.md``).
     temperature : "auto" or float, default=0.01
         Calibrates the label distribution ``P_j = softmax(z_j / T)`` of the gradient embedding.
         ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
@@ -184,7 +191,7 @@ class SparseApproxSampler(QueryStrategy):
         Pool size seen by :meth:`fit`.
     embedding_kind_ : str
         What was used: ``"gradient"``, ``"leaf-gradient"``, ``"leaf-input-gradient"``,
-        ``"committee-gradient"`` or ``"posterior"``.
+        ``"committee-gradient"``, ``"posterior"`` or ``"input-gradient"``.
     temperature_ : float or None
         The temperature used (None for the posterior embedding).
     temperature_source_ : str or None
@@ -229,8 +236,9 @@ class SparseApproxSampler(QueryStrategy):
     -----
     Bad input raises before any work: ``n_instances`` outside ``[1, pool size]``, an empty pool,
     NaN/inf in the pool, a pool whose feature count differs from the fitted estimator's, an
-    unfitted estimator (``NotFittedError``), and a model offering neither a last linear layer
-    nor posterior draws (:class:`~sparse_query.adapters.EmbeddingNotSupportedError`).
+    unfitted estimator (``NotFittedError``), and a model offering no last linear layer, no
+    posterior draws and no ``predict_proba`` (:class:`~sparse_query.adapters.EmbeddingNotSupportedError`,
+    naming the model, a pipeline's final step included).
 
     Copies in the pool (rows whose factors and ``sigma`` agree to about five significant
     digits, :mod:`sparse_query.duplicates`) are one candidate: a batch never holds two of
@@ -390,6 +398,8 @@ class SparseApproxSampler(QueryStrategy):
                                           random_state=self.random_state)
         elif kind == "committee-gradient":
             emb = self._backend.committee_gradient(est, temperature)
+        elif kind == "input-gradient":
+            emb = self._backend.input_gradient(est, temperature)
         else:
             emb = self._backend.leaf_gradient(
                 est, temperature, class_blocks=True,

@@ -51,9 +51,12 @@ def test_members_that_are_not_draws_are_refused_and_baselines_use_predict_proba(
         make, words, data):
     X, y, pool = data
     model = make().fit(X, y)
-    for emb in ("auto", "posterior"):
-        with pytest.raises(EmbeddingNotSupportedError, match=words):
-            SparseApproxSampler(embedding=emb, device="cpu").fit_query(pool, model, 10)
+    with pytest.raises(EmbeddingNotSupportedError, match=words):
+        SparseApproxSampler(embedding="posterior", device="cpu").fit_query(pool, model, 10)
+    # "auto" embeds the model's own probabilities on its inputs instead
+    s = SparseApproxSampler(device="cpu")
+    assert len(set(s.fit_query(pool, model, 10).tolist())) == 10
+    assert s.embedding_kind_ == "input-gradient"
     with pytest.raises(EmbeddingNotSupportedError, match=words):
         posterior_probas(model, pool)
     with pytest.raises(EmbeddingNotSupportedError, match="posterior"):

@@ -325,7 +325,8 @@ def test_unfitted_and_unsupported_estimators(digits):
     with pytest.raises(NotFittedError):
         sparse_greedy(LogisticRegression(), Xp, n_instances=2)
     svc = SVC().fit(X0, y0)  # no predict_proba, no last layer, no posterior
-    with pytest.raises(EmbeddingNotSupportedError, match=r"SVC offers neither a last linear layer"):
+    with pytest.raises(EmbeddingNotSupportedError, match=r"SVC has no predict_proba, no last "
+                                                         r"linear layer.*probability=True"):
         SparseApproxSampler(device="cpu")(svc, Xp, n_instances=2)
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X0, y0)
     with pytest.raises(EmbeddingNotSupportedError, match=r"posterior"):

@@ -23,6 +23,10 @@ What is found where (duck typing; skorch, modAL and tqdm are imported lazily, if
   leaf indicators (``_trees``: sparse CSR, logits whose softmax is ``predict_proba``).
 - MC dropout whose only dropout feeds the last ``nn.Linear``: draws on cached features
   (``_dropout``); committee members' last layers for the committee gradient embedding (``_draws``).
+- any scikit-learn classifier with ``predict_proba`` (``SVC(probability=True)``, nearest
+  neighbours, naive Bayes, histogram boosting, a calibrated model), also as a pipeline's final
+  step: its own probabilities and the inputs it reads (``proba_inputs``), for
+  ``embedding="input-gradient"``.
 - modAL ``ActiveLearner``: whatever its ``.estimator`` offers.
 
 Every function that touches the pool works in chunks of ``batch_size`` rows, and every change
@@ -38,7 +42,8 @@ and ``_api`` (the public functions). No submodule imports one that imports it ba
 Import the public names from ``sparse_query.adapters``; the submodules are private.
 """
 from ._api import (
-    has_last_layer, has_posterior, last_layer_outputs, logits_fn, posterior_probas, predict_proba,
+    ProbaInputs, has_last_layer, has_posterior, has_proba_inputs, last_layer_outputs, logits_fn,
+    posterior_probas, predict_proba, proba_inputs,
 )
 from ._common import (
     EmbeddingNotSupportedError, LastLayer, check_fitted, classes_of, get_labeled_data,
@@ -59,6 +64,9 @@ __all__ = [
     "has_posterior",
     "posterior_probas",
     "logits_fn",
+    "ProbaInputs",
+    "has_proba_inputs",
+    "proba_inputs",
     "LeafLayer",
     "has_leaf_layer",
     "leaf_last_layer",

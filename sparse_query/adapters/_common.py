@@ -299,11 +299,21 @@ def _is_regressor(est) -> bool:
         return False
 
 
+def _final_name(estimator) -> str:
+    """The final step's class name, with the pipeline it sits in: ``"SVC (the final step of
+    the Pipeline)"``; the estimator's own name when it is not a pipeline."""
+    transforms, est = _resolve(estimator)
+    outer = unwrap_estimator(estimator)
+    if transforms or est is not outer:
+        return f"{_name(est)} (the final step of the {_name(outer)})"
+    return _name(est)
+
+
 def _check_classifier(est) -> None:
     """Refuse regressors: every embedding and baseline needs class probabilities."""
     if _is_regressor(est):
         raise EmbeddingNotSupportedError(
-            f"{_name(est)} is a regressor; only classifiers are supported (every query "
+            f"{_final_name(est)} is a regressor; only classifiers are supported (every query "
             "strategy here needs class probabilities). Use a classifier such as "
             "LogisticRegression or skorch's NeuralNetClassifier, or RandomSampling, which needs "
             "no model."

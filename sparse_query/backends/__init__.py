@@ -17,8 +17,9 @@ rows are. :func:`pool_backend` picks the backend from the pool's type:
 
 The interface (:class:`PoolBackend`) is small: ``gradient`` and ``posterior`` run the model
 over the pool and return a :class:`PoolEmbedding` (operator, ``sigma``, dimension) or None
-when the model knows a single class; ``leaf_gradient`` and ``committee_gradient`` do the same
-for tree ensembles and committees (or raise, saying why a backend cannot); ``solve_device``, ``plan_by_cost`` and
+when the model knows a single class; ``leaf_gradient``, ``committee_gradient`` and
+``input_gradient`` do the same for tree ensembles, committees and other classifiers with
+``predict_proba`` (or raise, saying why a backend cannot); ``solve_device``, ``plan_by_cost`` and
 ``auto_solver`` are the backend's say in where and how the solver runs; ``pool_vectors`` gives IHT its vectors.
 The solvers, the sketch and the baselines see only operators. A new kind of pool is a new
 backend here and one line in :func:`pool_backend`.
@@ -107,6 +108,11 @@ class PoolBackend:
     def committee_gradient(self, est, temperature) -> PoolEmbedding | None:
         """Every committee member's last-layer gradients under the committee's labels;
         ``temperature`` as in :meth:`gradient`."""
+        raise NotImplementedError
+
+    def input_gradient(self, est, temperature) -> PoolEmbedding | None:
+        """The input-space gradient embedding of a classifier with ``predict_proba``
+        (:mod:`sparse_query.embeddings.input_gradient`); ``temperature`` as in :meth:`gradient`."""
         raise NotImplementedError
 
     def solve_device(self, device: torch.device) -> torch.device:

@@ -99,6 +99,9 @@ class DaskBackend(PoolBackend):
     def committee_gradient(self, est, temperature):
         raise self._unsupported("committee-gradient")
 
+    def input_gradient(self, est, temperature):
+        raise self._unsupported("input-gradient")
+
     @staticmethod
     def _unsupported(kind):
         return ValueError(

@@ -5,8 +5,9 @@ The model runs over the pool in chunks of ``batch_size`` rows on the client
 the embedding's own ``operator()`` decides the operator's form: factors with an implicit bias
 column for dense features, a CSR feature factor for sparse ones
 (:mod:`sparse_query.operators.sparse`), a dense matrix for posterior loss samples. Tree ensembles
-and committees get their leaf and member gradients here too. The solver then moves the
-operator to its device.
+and committees get their leaf and member gradients here too, and any other classifier with
+``predict_proba`` its input-space gradients (:mod:`sparse_query.embeddings.input_gradient`).
+The solver then moves the operator to its device.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..adapters._draws import committee_last_layers
 from ..adapters._trees import leaf_last_layer
 from ..embeddings import class_block_gradient_embedding, committee_gradient_embedding
 from ..embeddings import gradient_embedding, posterior_embedding
+from ..embeddings.input_gradient import input_gradient_embedding
 from ..embeddings.leaf_inputs import leaf_input_gradient_embedding
 from ..problem import DenseOperator
 from . import PoolBackend, PoolEmbedding
@@ -70,6 +72,14 @@ class InMemoryBackend(PoolBackend):
         # the indicators stay CSR (one non-zero per tree and row): the sparse operator
         emb = gradient_embedding(ll.logits, ll.features, temperature=T, bias=ll.bias)
         return PoolEmbedding(emb.operator(), emb.sigma, emb.dim)
+
+    def input_gradient(self, est, temperature):
+        pi = adapters.proba_inputs(est, self.X, batch_size=self.batch_size,
+                                   progress=self.progress)
+        if pi.logits.shape[1] < 2:
+            return None
+        op, sigma = input_gradient_embedding(pi.logits, pi.inputs, temperature=temperature())
+        return PoolEmbedding(op, sigma, op.space_shape[0] * op.space_shape[1])
 
     def committee_gradient(self, est, temperature):
         parts = committee_last_layers(est, self.X, batch_size=self.batch_size)

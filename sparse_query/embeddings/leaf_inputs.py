@@ -18,7 +18,8 @@ column is zero. With ``w = 0`` this is the leaf embedding with its features divi
 
 The two blocks share ``p_j - P_j``, so ``e_j`` is their concatenation and
 ``sigma_j^2 = sigma_j(l)^2 + sigma_j(x)^2``; each block stays factored (the leaves CSR) inside
-a :class:`~sparse_query.operators.ConcatOperator`.
+a :class:`~sparse_query.operators.ConcatOperator`. The input block is the one of
+``embedding="input-gradient"`` (:func:`~sparse_query.embeddings.input_gradient.input_block`).
 """
 from __future__ import annotations
 
@@ -27,67 +28,16 @@ import scipy.sparse as sp
 import torch
 
 from .._utils import check_float
-from ..operators import ConcatOperator, FactoredOperator
-from ._gradient_core import _class_factors
+from ..operators import ConcatOperator
 from .gradient import gradient_embedding
+from .input_gradient import input_block, standardized_inputs
 
 __all__ = ["standardized_inputs", "leaf_input_gradient_embedding"]
-
-
-_CHUNK = 16384
-
-
-def _chunk_rows(X) -> int:
-    """Rows per chunk: about 2^20 values (8 MB of float64 temporaries)."""
-    return max(1, 2 ** 20 // max(1, X.shape[1]))
-
-
-def _rows64(X, start, count):
-    """Rows ``start:start+count`` as float64, through float32 (the values the trees compare)."""
-    return np.asarray(X[start:start + count], dtype=np.float32).astype(np.float64)
-
-
-def _column_stats(X):
-    """``(centre, scale)`` per column: ``x~ = (x - centre) * scale``. Dense: the mean and one over
-    the standard deviation (rows shifted by the first row and summed in float64, chunk by
-    chunk: no float64 copy of the pool); sparse: no centre and one over the root mean square.
-    A constant (or all-zero) column gets scale 0."""
-    n, chunk = X.shape[0], _chunk_rows(X)
-    if sp.issparse(X):
-        sq = np.asarray(X.multiply(X).sum(axis=0), dtype=np.float64).ravel() / n
-        rms = np.sqrt(sq)
-        return None, np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0)
-    shift = _rows64(X, 0, 1)[0]
-    s1 = np.zeros(X.shape[1]); s2 = np.zeros(X.shape[1])
-    for i in range(0, n, chunk):
-        c = _rows64(X, i, chunk) - shift
-        s1 += c.sum(0)
-        s2 += (c * c).sum(0)
-    m = s1 / n
-    sd = np.sqrt(np.maximum(s2 / n - m * m, 0.0))
-    return shift + m, np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
-
-
-def _scaled(X, centre, scale):
-    """``(X - centre) * scale`` as float32 (dense, filled chunk by chunk) or CSR."""
-    if sp.issparse(X):
-        return sp.csr_matrix(sp.csr_matrix(X, dtype=np.float64) @ sp.diags(scale),
-                             dtype=np.float32)
-    out, chunk = np.empty(X.shape, dtype=np.float32), _chunk_rows(X)
-    for i in range(0, X.shape[0], chunk):
-        out[i:i + chunk] = (_rows64(X, i, chunk) - centre) * scale
-    return out
 
 
 def _rms_row_norm(H) -> float:
     """``sqrt(mean_j ||H_j||^2)`` of a sparse matrix."""
     return float(np.sqrt(np.asarray(H.multiply(H).sum(axis=1), dtype=np.float64).mean()))
-
-
-def standardized_inputs(X):
-    """``x~``: dense columns centred and scaled to unit variance, sparse ones scaled to unit
-    root mean square (kept CSR); constant (or all-zero) columns become zero. float32."""
-    return _scaled(X, *_column_stats(X))
 
 
 def leaf_input_gradient_embedding(logits, leaves, inputs, *, temperature: float,
@@ -124,22 +74,10 @@ def leaf_input_gradient_embedding(logits, leaves, inputs, *, temperature: float,
     emb = gradient_embedding(logits, sp.csr_matrix(leaves * (1.0 / r_l), dtype=np.float32),
                              temperature=temperature, bias=bias)
     blocks, sigma2 = [emb.operator()], emb.sigma.double() ** 2
-    centre, scale = _column_stats(inputs)
-    active = int(np.count_nonzero(scale))  # each such column of x~ has mean square 1: r_x^2
-    if w > 0 and active > 0:
-        x = _scaled(inputs, centre, scale * (w / np.sqrt(active)))  # w x~ / r_x, one pass
-        if sp.issparse(x):
-            emb_x = gradient_embedding(logits, x, temperature=temperature, bias=False)
-            blocks.append(emb_x.operator())
-            sigma_x = emb_x.sigma
-        else:  # the dense block: x itself beside the leaves' a = p - P (no float64 copy of x)
-            z = emb.a.new_tensor(logits) if not isinstance(logits, torch.Tensor) else logits
-            _, _, dist = _class_factors(z.to(emb.a.dtype), temperature, _CHUNK)
-            h = torch.from_numpy(x)
-            sigma_x, chunk = torch.empty_like(dist), _chunk_rows(x)
-            for i in range(0, x.shape[0], chunk):
-                norm = torch.linalg.vector_norm(h[i:i + chunk].to(dist.dtype), dim=1)
-                sigma_x[i:i + chunk] = norm * dist[i:i + chunk] / x.shape[0]
-            blocks.append(FactoredOperator(emb.a.to(h.dtype), h))
-        sigma2 = sigma2 + sigma_x.double() ** 2
+    if w > 0:  # the input block, shared with embedding="input-gradient"
+        z = torch.as_tensor(logits).to(emb.a.dtype)
+        op_x, sigma_x = input_block(z, inputs, temperature=temperature, weight=w)
+        if op_x is not None:
+            blocks.append(op_x)
+            sigma2 = sigma2 + sigma_x.double() ** 2
     return ConcatOperator(blocks), sigma2.sqrt().to(emb.sigma.dtype)
