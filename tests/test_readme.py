@@ -47,6 +47,8 @@ def test_readme_snippet_runs_on_its_own_and_prints(i, tmp_path):
         pytest.skip("needs a running Dask cluster (its LocalCluster twin is run instead)")
     if "modAL" in code:
         pytest.importorskip("modAL")
+    if "skorch" in code:
+        pytest.importorskip("skorch")
     if "dask" in code:
         pytest.importorskip("distributed")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
