@@ -90,6 +90,19 @@ def test_same_batch_as_sampler_on_the_wrapped_estimator(digits):
     np.testing.assert_array_equal(idx_nofit, idx)
 
 
+def test_fit_clf_passes_sample_weight(digits):
+    X, _, y, _ = digits
+    w = np.random.default_rng(2).uniform(0.2, 3.0, len(X))
+    idx = SparseApproxQueryStrategy(_sampler()).query(X, y, _logreg(), sample_weight=w,
+                                                      batch_size=10)
+    weighted = _logreg().fit(X, y, w)
+    unweighted = _logreg().fit(X, y)
+    assert not np.allclose(weighted.estimator_.coef_, unweighted.estimator_.coef_)
+    np.testing.assert_array_equal(
+        idx, SparseApproxQueryStrategy(_sampler()).query(X, y, weighted, fit_clf=False,
+                                                         batch_size=10))
+
+
 def test_same_batch_as_modal_on_the_same_state(digits):
     """The same labeled set, pool and fitted model give the same batch through
     scikit-activeml's query and through a modAL ActiveLearner with the sampler."""
