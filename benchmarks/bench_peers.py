@@ -1,10 +1,12 @@
 """The default sampler against scikit-activeml's strongest strategies, on held-out tasks.
 
-One command runs (resumably) every (task, strategy, seed) that is missing and writes the
-summary::
+One command runs (resumably) every (task, strategy, seed) that is missing, writes the compact
+summary ``benchmarks/results/peers.json`` and rewrites the generated part of
+``benchmarks/results/peers.md``::
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_peers.py \\
-        --raw /tmp/peers_raw --out benchmarks/results/peers.json
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_peers.py --raw /tmp/peers_raw/r.jsonl
+
+``--render`` rebuilds the page from the summary alone.
 
 Tasks (:data:`TASKS`) are offline datasets outside the project's tuning matrix (digits /
 MNIST / MNIST-1D with the matrix's models), each with a model a user would pick: scikit-learn's
@@ -20,15 +22,17 @@ recorded, and the modAL ``ActiveLearner.query`` call picks the next batch. The q
 alone is timed. AUC = trapezoidal area under accuracy vs labels over the label range.
 
 Strategies: ``ours`` (``SparseApproxSampler()`` at its defaults), ``random``
-(``sparse_query.RandomSampling``), ``modal-ubs`` (modAL's ``uncertainty_batch_sampling``)
-and scikit-activeml's ``Clue``, ``TypiClust``, ``Falcun``, ``MaxHerding`` and ``Badge``,
-called as scikit-activeml's documentation calls them: ``qs.query(X, y, clf=SklearnClassifier(
-model, classes=...), batch_size=b)`` on the labeled and unlabeled rows stacked, the unlabeled
-rows' labels ``MISSING_LABEL`` (``Clue`` takes the classifier as ``estimator``; ``TypiClust``
-and ``MaxHerding`` take none). The classifier handed to scikit-activeml is an unfitted clone
-of the round's model, which scikit-activeml fits itself (its default ``fit_clf=True``), so
-those query times include one fit. A strategy that raises is recorded with its error
-and the run stops there; the summary shows the error in place of the AUC.
+(``sparse_query.RandomSampling``), ``modal-ubs`` (modAL's ``uncertainty_batch_sampling``),
+the variant ``ours:alpha_reliability=None`` (nothing refitted inside the query; shown beside
+the default, never counted as a peer) and scikit-activeml's ``Clue``, ``TypiClust``,
+``Falcun``, ``MaxHerding`` and ``Badge``, called as scikit-activeml's documentation calls
+them: ``qs.query(X, y, clf=SklearnClassifier(model, classes=...), batch_size=b)`` on the
+labeled and unlabeled rows stacked, the unlabeled rows' labels ``MISSING_LABEL`` (``Clue``
+takes the classifier as ``estimator``; ``TypiClust`` and ``MaxHerding`` take none). The
+classifier handed to scikit-activeml is an unfitted clone of the round's model, which
+scikit-activeml fits itself (its default ``fit_clf=True``), so those query times include one
+fit. A strategy that raises is recorded with its error and the run stops there; the summary
+shows the error in place of the AUC.
 
 Raw records (one JSON line per run) go to ``--raw`` (keep it outside the repository or in a
 git-ignored folder); ``--out`` gets the compact summary: per task and strategy the mean AUC,
@@ -125,7 +129,9 @@ TASKS = {
 }
 
 SKAL = ("clue", "typiclust", "falcun", "maxherding", "badge-skal")
-STRATEGIES = ("random", "ours", "modal-ubs") + SKAL
+#: ``ours`` with nothing refitted inside the query: reported beside the default, never a peer
+VARIANTS = ("ours:alpha_reliability=None",)
+STRATEGIES = ("random", "ours", "modal-ubs") + SKAL + VARIANTS
 
 
 class SkactivemlStrategy:
@@ -201,7 +207,7 @@ def run_one(task, spec, seed):
     labeled[initial_labeled(len(yp), seed_size, seed)] = True
     strategy = (SkactivemlStrategy(spec, n_classes, seed) if spec in SKAL
                 else _strategy(spec, seed))
-    labels, accs, qtimes, error = [], [], [], None
+    labels, accs, qtimes, kinds, error = [], [], [], [], None
     for r in range(rounds + 1):
         idx = np.flatnonzero(labeled)
         members = family(Xp.shape[1], n_classes, len(idx), seed * 1000 + r)
@@ -224,11 +230,13 @@ def run_one(task, spec, seed):
         picked = np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.int64)
         if len(np.unique(picked)) != batch:
             raise RuntimeError(f"{spec} returned {len(np.unique(picked))} distinct of {batch}")
+        kinds.append(getattr(strategy, "embedding_kind_", None))
         labeled[unl[picked]] = True
     return {"task": task, "strategy": spec, "seed": seed, "setting": list(TASKS[task][2:]),
             "labels": labels, "accuracy": accs,
             "auc": None if error else auc(labels, accs), "query_time": qtimes,
-            "error": error, "n_pool": int(len(yp)), "n_test": int(len(yt)),
+            "embedding_kind": kinds, "error": error, "n_pool": int(len(yp)),
+            "n_test": int(len(yt)),
             "loadavg": os.getloadavg()}
 
 
@@ -247,8 +255,11 @@ def summarise(records):
             diffs = [100 * (r["auc"] - by[(task, "random", r["seed"])]["auc"]) for r in ok
                      if (task, "random", r["seed"]) in by]
             qt = [q for r in recs for q in r["query_time"]]
+            kinds = sorted({k for r in recs for k in r.get("embedding_kind", []) if k})
             rows.append(dict(
+                embedding_kind=",".join(kinds) or None,
                 task=task, strategy=s, seeds=len(ok), errors=errors,
+                auc_per_seed={str(r["seed"]): round(100 * r["auc"], 4) for r in ok},
                 auc=float(np.mean(aucs)) if aucs else None,
                 auc_std=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
                 diff_random=float(np.mean(diffs)) if diffs else None,
@@ -256,6 +267,147 @@ def summarise(records):
                 diff_min=float(np.min(diffs)) if diffs else None,
                 s_per_query=float(np.mean(qt)) if qt else None))
     return rows
+
+
+NAMES = {"random": "random", "ours": "**ours**", "modal-ubs": "modAL UBS", "clue": "Clue",
+         "typiclust": "TypiClust", "falcun": "Falcun", "maxherding": "MaxHerding",
+         "badge-skal": "Badge", "ours:alpha_reliability=None": "ours, `alpha_reliability=None`"}
+PEERS = ("modal-ubs",) + SKAL
+MARKER = "<!-- everything below is written by: python benchmarks/bench_peers.py --render -->"
+
+
+def _paired(a: dict, b: dict):
+    """Mean, std and min over the seeds both have of ``a[seed] - b[seed]``."""
+    d = np.array([a[k] - b[k] for k in a if k in b])
+    if d.size == 0:
+        return None
+    return float(d.mean()), float(d.std(ddof=1)) if d.size > 1 else 0.0, float(d.min()), d.size
+
+
+def render(summary) -> str:
+    """The results section of ``benchmarks/results/peers.md`` from a summary of :func:`main`."""
+    rows = {(r["task"], r["strategy"]): r for r in summary["rows"]}
+    tasks = [t for t in TASKS if (t, "ours") in rows]
+    env = summary["environment"]
+    out = [MARKER, "", "## Run", "", "```", summary["command"], "```", "",
+           f"Library: `{env['commit']}`; scikit-learn {env['sklearn']}, scikit-activeml "
+           f"{env['skactiveml']}, torch {env['torch']}, Python {env['python']}. "
+           f"Load: {summary['load']}. Wall time of the run: "
+           f"{env['wall_s_runs'] / 60:.1f} min (sum over the runs).", "",
+           "## AUC per task (mean test accuracy over the rounds, %, mean over seeds)", "",
+           "| task | seeds | " + " | ".join(NAMES[s] for s in STRATEGIES) +
+           " | best peer | ours − best peer (paired: mean ± std, worst seed) | "
+           "ours − random (paired: mean ± std, worst seed) |",
+           "|---|---|" + "---|" * len(STRATEGIES) + "---|---|---|"]
+    gaps, vs_random, loses = [], [], []
+    for t in tasks:
+        cells = []
+        for s in STRATEGIES:
+            r = rows.get((t, s))
+            if r is None:
+                cells.append("not run")
+            elif r["errors"]:
+                cells.append(f"error ({r['seeds']} seeds ok): `{'; '.join(r['errors'])}`")
+            else:
+                cells.append(f"{r['auc']:.2f}")
+        ours = rows[(t, "ours")]
+        peers = [rows[(t, p)] for p in PEERS if (t, p) in rows and rows[(t, p)]["auc"] is not None
+                 and not rows[(t, p)]["errors"]]
+        best = max(peers, key=lambda r: r["auc"])
+        g = _paired(ours["auc_per_seed"], best["auc_per_seed"])
+        v = _paired(ours["auc_per_seed"], rows[(t, "random")]["auc_per_seed"])
+        gaps.append(g[0])
+        vs_random.append(v[0])
+        if g[0] < 0:
+            loses.append((t, NAMES[best["strategy"]], g))
+        out.append(f"| `{t}` | {ours['seeds']} | " + " | ".join(cells) +
+                   f" | {NAMES[best['strategy']]} | {g[0]:+.2f} ± {g[1]:.2f} ({g[2]:+.2f}) | "
+                   f"{v[0]:+.2f} ± {v[1]:.2f} ({v[2]:+.2f}) |")
+    means = []
+    for s in STRATEGIES:
+        vals = [rows[(t, s)]["auc"] for t in tasks
+                if (t, s) in rows and not rows[(t, s)]["errors"]]
+        means.append(f"{np.mean(vals):.2f}" if len(vals) == len(tasks) else "–")
+    best_mean = max((float(m), NAMES[s]) for m, s in zip(means, STRATEGIES)
+                    if m != "–" and s in PEERS)
+    out.append(f"| **mean over tasks** | | " + " | ".join(means) +
+               f" | {best_mean[1]} (best mean) | {float(means[1]) - best_mean[0]:+.2f} against "
+               f"{best_mean[1]}; {np.mean(gaps):+.2f} against each task's best | "
+               f"{np.mean(vs_random):+.2f} |")
+    out += ["", "The best peer of a task is the peer (modAL UBS or a scikit-activeml strategy) "
+            "with the highest mean AUC there; both differences are paired by seed (same split, "
+            "same seed labels).", ""]
+    kinds = [f"`{t}`: `{rows[(t, 'ours')]['embedding_kind']}`" for t in tasks
+             if rows[(t, "ours")].get("embedding_kind")]
+    if kinds:
+        out += ["Embedding `ours` resolved to (`embedding_kind_`, runs that recorded it): "
+                + "; ".join(kinds) + ".", ""]
+    out += ["## Where ours loses", ""]
+    for t, name, g in loses:
+        out.append(f"- `{t}`: {g[0]:+.2f} AUC points behind {name} (paired std {g[1]:.2f}, "
+                   f"standard error {g[1] / np.sqrt(g[3]):.2f}, worst seed {g[2]:+.2f}).")
+    for t in tasks:
+        v = _paired(rows[(t, "ours")]["auc_per_seed"], rows[(t, "random")]["auc_per_seed"])
+        if v[0] <= 0:
+            out.append(f"- `{t}`: below random on average ({v[0]:+.2f}).")
+        elif v[2] < 0:
+            out.append(f"- `{t}`: above random on average ({v[0]:+.2f}) but below it on at "
+                       f"least one seed (worst {v[2]:+.2f}).")
+    if not loses:
+        out.append("- nowhere behind the best peer on average.")
+    worst = min(gaps)
+    out += ["", "Against the targets: mean over tasks at or above the best peer's mean: "
+            f"{'yes' if float(means[1]) >= best_mean[0] else 'no'} "
+            f"({float(means[1]) - best_mean[0]:+.2f}); at most 0.5 behind the best peer in every "
+            f"task: {'yes' if worst >= -0.5 else 'no'} (worst {worst:+.2f}); above random in "
+            f"every task: {'yes' if min(vs_random) > 0 else 'no'} "
+            f"(lowest {min(vs_random):+.2f})."]
+    var = VARIANTS[0]
+    if all((t, var) in rows and not rows[(t, var)]["errors"] for t in tasks):
+        out += ["", f"## The default against `{var}`", "",
+                "| task | ours − variant, AUC (paired: mean ± std, worst seed) | s / query: ours, "
+                "variant, ratio |", "|---|---|---|"]
+        for t in tasks:
+            o, v = rows[(t, "ours")], rows[(t, var)]
+            d = _paired(o["auc_per_seed"], v["auc_per_seed"])
+            out.append(f"| `{t}` | {d[0]:+.2f} ± {d[1]:.2f} ({d[2]:+.2f}) | "
+                       f"{o['s_per_query']:.3f}, {v['s_per_query']:.3f}, "
+                       f"{o['s_per_query'] / v['s_per_query']:.1f}× |")
+    out += ["", "## Seconds per query (mean over all queries of all seeds)", "",
+            "scikit-activeml's `Clue`, `Falcun` and `Badge` fit the classifier they are given "
+            "inside `query` (their default `fit_clf=True`), so their times include one fit; "
+            "`ours` includes its own refits (`alpha_reliability=\"auto\"`).", "",
+            "| task | " + " | ".join(NAMES[s] for s in STRATEGIES) + " |",
+            "|---|" + "---|" * len(STRATEGIES)]
+    for t in tasks:
+        out.append(f"| `{t}` | " + " | ".join(
+            "–" if rows.get((t, s)) is None or rows[(t, s)]["s_per_query"] is None
+            else f"{rows[(t, s)]['s_per_query']:.3f}" for s in STRATEGIES) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _command(a) -> str:
+    """The command line that reproduces the measurement (output paths left out)."""
+    cmd = ["OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_peers.py",
+           "--seeds", *map(str, a.seeds)]
+    if a.tasks != list(TASKS):
+        cmd += ["--tasks", *a.tasks]
+    if a.strategies != list(STRATEGIES):
+        cmd += ["--strategies", *a.strategies]
+    return " ".join(cmd + (["--library", a.library] if a.library else []))
+
+
+def _load(records) -> str:
+    la = np.array([r["loadavg"][0] for r in records])
+    return (f"1-minute load average at the end of each run: min {la.min():.1f}, mean "
+            f"{la.mean():.1f}, max {la.max():.1f}, on 2 cores shared with other jobs")
+
+
+def _write_page(page: str, summary) -> None:
+    text = open(page).read() if os.path.exists(page) else ""
+    head = text.split(MARKER)[0].rstrip("\n")
+    with open(page, "w") as fh:
+        fh.write(head + "\n\n" + render(summary))
 
 
 def _done(raw):
@@ -272,11 +424,21 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
-    ap.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(range(15)))
     ap.add_argument("--raw", default="/tmp/peers_raw/records.jsonl",
                     help="raw records, one JSON line per run (resumed from)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "peers.json"))
+    ap.add_argument("--page", default=os.path.join(ROOT, "benchmarks", "results", "peers.md"),
+                    help="results page; its part after the marker line is rewritten")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite --page from --out (no runs)")
+    ap.add_argument("--library", default=None,
+                    help="the library's commit to name on the page (default: git HEAD)")
     a = ap.parse_args(argv)
+    if a.render:
+        with open(a.out) as fh:
+            _write_page(a.page, json.load(fh))
+        return
     import sklearn
     import skactiveml
     from sklearn.exceptions import ConvergenceWarning
@@ -307,18 +469,22 @@ def main(argv=None):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     summary = {
+        "command": _command(a),
+        "load": _load(records),
         "setting": {t: dict(zip(("n_test", "max_pool", "seed_size", "batch", "rounds"),
                                 TASKS[t][2:])) for t in TASKS},
         "environment": {"python": platform.python_version(), "sklearn": sklearn.__version__,
                         "skactiveml": skactiveml.__version__, "torch": torch.__version__,
                         "sparse_query": os.path.dirname(sparse_query.__file__),
-                        "commit": commit, "loadavg_end": os.getloadavg(),
-                        "wall_s_this_call": time.perf_counter() - t_start},
+                        "commit": a.library or commit, "loadavg_end": os.getloadavg(),
+                        "wall_s_this_call": time.perf_counter() - t_start,
+                        "wall_s_runs": float(sum(r["wall_time"] for r in records))},
         "rows": summarise(records),
     }
     with open(a.out, "w") as fh:
         json.dump(summary, fh, indent=1)
-    print(f"wrote {a.out}")
+    _write_page(a.page, summary)
+    print(f"wrote {a.out} and {a.page}")
 
 
 if __name__ == "__main__":
