@@ -1,10 +1,11 @@
-"""The README as a newcomer reads it (issue 12).
+"""The README as a newcomer reads it, and the supported-models tables of the user guide.
 
-* every ``python`` block runs on its own, as written, in a fresh interpreter, and prints its
-  result (the one that needs a real Dask cluster is skipped; its LocalCluster twin runs);
-* no reference to files the repository lacks;
-* every row of the "Which models work" tables has a test here, and the test checks what the row
-  says: the embedding it names, or the refusal and its message.
+* every ``python`` block of the README runs on its own, as written, in a fresh interpreter, and
+  prints its result (the docs' blocks: ``tests/test_docs_snippets.py``);
+* the README's two commands are the ones ``.ci/run`` runs, and the README names no file the
+  repository lacks;
+* every row of the tables in ``docs/user_guide/models.md`` has a test here, and the test checks
+  what the row says: the embedding it names, or the refusal and its message.
 """
 import os
 import re
@@ -21,6 +22,7 @@ from sklearn.datasets import load_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+MODELS = (ROOT / "docs" / "user_guide" / "models.md").read_text()
 
 
 def _python_blocks():
@@ -37,7 +39,20 @@ BLOCKS = [_dedent(b) for b in _python_blocks()]
 
 
 def test_readme_has_the_snippets():
-    assert len(BLOCKS) >= 4
+    assert len(BLOCKS) >= 2
+    assert any("modAL" in b for b in BLOCKS)
+    assert any("skorch" in b and "criterion=" in b for b in BLOCKS)
+
+
+def test_readme_commands_are_the_ci_commands():
+    demo = 'pip install torch==2.13.0 && pip install ".[modal]" && python -m sparse_query.demo'
+    tests = 'pip install torch==2.13.0 && pip install -e ".[test]" && python -m pytest'
+    docs = 'pip install -e ".[docs]" && python -m sphinx -W -b html docs docs/_build/html'
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for line in (demo, tests, docs):
+        assert line in README, line
+    assert tests in ci and docs in ci
+    assert len(README.splitlines()) <= 180
 
 
 @pytest.mark.parametrize("i", range(len(BLOCKS)))
@@ -62,7 +77,7 @@ def test_readme_snippet_runs_on_its_own_and_prints(i, tmp_path):
 
 
 def test_readme_references_only_files_that_exist():
-    assert "SPEC.md" not in README
+    assert "SPEC" not in README and not re.search(r"\bissue \d+", README)
     for target in re.findall(r"\]\(([^)#]+)\)", README):
         if "://" not in target:
             assert (ROOT / target).exists(), target
@@ -93,12 +108,12 @@ def test_cli_help_shows_every_option_with_its_default():
         assert part in text, part
 
 
-# -- the "Which models work" tables, row by row ---------------------------------------------
-def _table_rows(after):
+# -- the supported-models tables of the user guide, row by row ---------------------------------------------
+def _table_rows(after, text=MODELS):
     """First cells of the markdown table that follows the line containing ``after``."""
-    start = README.index(after)
+    start = text.index(after)
     rows, seen = [], False
-    for line in README[start:].splitlines()[1:]:
+    for line in text[start:].splitlines()[1:]:
         if line.startswith("|"):
             seen = True
             cell = line.split("|")[1].strip()
@@ -288,12 +303,6 @@ def row_committee_gradient(d):
     _works(c, P, "committee-gradient")
 
 
-def row_hist_gradient_boosting(d):
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    X, y, P = d
-    _refused(_fit_quiet(HistGradientBoostingClassifier(max_iter=3), X, y), P, "apply")
-
-
 def row_learner(d):
     from sklearn.linear_model import LogisticRegression
     X, y, P = d
@@ -323,46 +332,35 @@ def row_regressors(d):
                  [_sampler(), EntropySampling(device="cpu")])
 
 
-def row_ovr(d):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
-    from sparse_query.baselines import EntropySampling
-    X, y, P = d
-    ovr = _fit_quiet(OneVsRestClassifier(LogisticRegression(max_iter=300)), X, y)
-    _refused(ovr, P, "binary sub-problems")
-    _refused(_fit_quiet(OneVsOneClassifier(LogisticRegression(max_iter=300)), X, y), P,
-             "binary sub-problems")
-    p = ovr.predict_proba(P)
-    want = np.argsort((p * np.log(p)).sum(1), kind="stable")[:10]
-    assert_array_equal(EntropySampling(device="cpu").fit_query(P, ovr, 10), want)
-
-
-def row_boosting(d):
+def row_proba_models(d):
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import (
-        AdaBoostClassifier, StackingClassifier, VotingClassifier,
+        AdaBoostClassifier, HistGradientBoostingClassifier, StackingClassifier, VotingClassifier,
     )
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC, LinearSVC
     from sklearn.tree import DecisionTreeClassifier
     X, y, P = d
-    _refused(_fit_quiet(AdaBoostClassifier(n_estimators=5, random_state=0), X, y), P,
-             "boosting stages")
-    _refused(_fit_quiet(StackingClassifier([("lr", LogisticRegression(max_iter=200)),
-                                            ("dt", DecisionTreeClassifier(max_depth=2))], cv=2),
-                        X, y), P, "final estimator")
-    _refused(_fit_quiet(VotingClassifier([("lr", LogisticRegression(max_iter=200)),
-                                          ("dt", DecisionTreeClassifier(max_depth=2))],
-                                         voting="soft", weights=[2, 1]), X, y), P, "weighted")
+    two = [("lr", LogisticRegression(max_iter=200)), ("dt", DecisionTreeClassifier(max_depth=2))]
+    for m in (SVC(probability=True, random_state=0), KNeighborsClassifier(), GaussianNB(),
+              HistGradientBoostingClassifier(max_iter=3), CalibratedClassifierCV(LinearSVC(), cv=3),
+              AdaBoostClassifier(n_estimators=5, random_state=0), StackingClassifier(two, cv=2),
+              VotingClassifier(two, voting="soft", weights=[2, 1]),
+              OneVsRestClassifier(LogisticRegression(max_iter=300))):
+        _works(_fit_quiet(m, X, y), P, "input-gradient")
 
 
-def row_svc(d):
-    from sklearn.neighbors import KNeighborsClassifier
+def row_no_proba(d):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsOneClassifier
     from sklearn.svm import SVC
-    from sparse_query.baselines import EntropySampling
     X, y, P = d
-    _refused(_fit_quiet(SVC(), X, y), P, "neither a last linear layer")
-    _refused(_fit_quiet(KNeighborsClassifier(), X, y), P, "neither a last linear layer")
-    svc = _fit_quiet(SVC(probability=True, random_state=0), X, y)
-    assert EntropySampling(device="cpu").fit_query(P, svc, 5).shape == (5,)
+    _refused(_fit_quiet(SVC(), X, y), P, "no predict_proba")
+    _refused(_fit_quiet(OneVsOneClassifier(LogisticRegression(max_iter=300)), X, y), P,
+             "binary sub-problems")
 
 
 def row_wrong_head(d):
@@ -422,13 +420,14 @@ ROWS = {
     "other `BaggingClassifier`, soft `VotingClassifier` without weights": row_other_ensembles,
     "modAL `Committee` whose members have last layers or leaves": row_committee_gradient,
     "other modAL `Committee` (e.g. with an `SVC` member)": row_committee,
+    "any other classifier with `predict_proba`: `SVC(probability=True)`, `KNeighborsClassifier`, "
+    "`GaussianNB`, `HistGradientBoostingClassifier`, `CalibratedClassifierCV`, "
+    "`AdaBoostClassifier`, `StackingClassifier`, weighted `VotingClassifier`, "
+    "`OneVsRestClassifier`": row_proba_models,
     "modAL `ActiveLearner`": row_learner,
+    "`SVC()` without `probability=True`, `OneVsOneClassifier`": row_no_proba,
     "regressors: `Ridge`, `RandomForestRegressor`, skorch `NeuralNetRegressor`": row_regressors,
-    "`OneVsRestClassifier`, `OneVsOneClassifier`": row_ovr,
-    "`AdaBoostClassifier`, `StackingClassifier`, weighted `VotingClassifier`": row_boosting,
     "`GradientBoostingClassifier` (with `embedding=\"auto\"`)": row_gradient_boosting,
-    "`HistGradientBoostingClassifier`": row_hist_gradient_boosting,
-    "`SVC`, `KNeighborsClassifier`": row_svc,
     "a torch net whose last `nn.Linear` is not its class head: a `Parameter` head after a "
     "hidden layer, an auxiliary layer that runs after the head, `logits / T` in `forward`, a "
     "tuple output": row_wrong_head,
@@ -437,7 +436,7 @@ ROWS = {
 
 
 def test_every_table_row_has_a_test():
-    rows = _table_rows("### Which models work") + _table_rows("Refused, with an error")
+    rows = _table_rows("## Served") + _table_rows("## Refused")
     assert set(rows) == set(ROWS), set(rows) ^ set(ROWS)
 
 
