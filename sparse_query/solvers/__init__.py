@@ -5,8 +5,9 @@ deterministically (greedy: the lower index; IHT's prox: the larger ``s_j``, then
 index) and are deterministic on the CPU. All work is vectorised over the pool (no Python loop
 over ``n``); greedy loops over the ``b`` steps, IHT over its iterations.
 
-The IHT's proximal step uses the *exact* prox of SPEC section 5 by default; the rule printed
-in the paper's appendix E is available as ``prox="paper"`` for reproduction only.
+The IHT's proximal step uses the *exact* prox by default (keep the ``b`` largest
+``1/2 [s_j]_+^2 + alpha sigma_j^2``); the rule printed in the paper's appendix E, which ignores
+the cost of the coordinates left out, is available as ``prox="paper"`` for reproduction only.
 
 Where each lives: :mod:`~sparse_query.solvers.greedy_solver` (:func:`greedy`),
 :mod:`~sparse_query.solvers.iht_solver` (:func:`proximal_iht`),

@@ -1,4 +1,4 @@
-"""Proximal IHT, Algorithm 2 of the paper, with the exact prox by default (SPEC section 5).
+"""Proximal IHT, Algorithm 2 of the paper, with the exact prox by default.
 
 The normalised-IHT step on the current support, accepted only when it lowers the objective,
 momentum restarts, patience-based stopping, the second start from a content-hashed spread
@@ -33,59 +33,50 @@ def proximal_iht(problem: SparseApproxProblem, *, max_iter: int = 100, tol: floa
     Each iteration: ``u = grad f1(z)``; ``s = z - mu u``; ``w = prox(s)`` (keeps ``b``
     indices); de-bias on those indices; clip negatives; ``tau = LineSearch(w - w', w)``;
     ``z = w - tau (w - w')``. One pass over the pool per iteration (``Phi^T r``); the prox is a
-    ``topk``, O(n log b). Where this differs from the paper's text (``BENCHMARKS.md``,
-    "proximal IHT", has the measurements behind it):
+    ``topk``, O(n log b). Where this differs from the paper's text (the documentation's
+    "Where we differ from the paper" page gives the reasons):
 
     * **Step size.** ``mu`` is the exact line search along the gradient *restricted to the
       support of* ``z``, the step of normalised IHT (Blumensath & Davies, 2010); along the
       whole gradient only at the start (``z = 0``) and when ``z`` is already optimal on its
-      support. The paper's line search along the full, dense gradient lets all ``n``
-      coordinates move at once, so its step is far too long for a ``b``-sparse iterate: on
-      large batches the chosen set then flipped almost entirely every iteration and never
-      settled. The restricted step needs no second pass over the pool.
+      support. The restricted step needs no second pass over the pool.
     * **Monotone acceptance.** A candidate whose batch objective is higher than the current
       iterate's is rejected: a momentum step is retried from ``w`` without momentum (an
       adaptive restart), a plain step with ``mu`` halved, up to ``max_halvings`` times.
       ``history`` is therefore non-increasing and the last iterate is the best.
     * **Stopping.** Stop (``converged=True``) when the chosen set is unchanged and
       ``max|w - w'| <= tol * max(1, max|w|)``, when it has not changed for ``patience``
-      consecutive iterations (the weights keep creeping long after the batch -- the output
-      that matters -- has settled) or when no step lowers the objective; in each case only
-      after one *escape* try: the full-gradient step at ``2**k`` times its line-search
-      length, ``|k| <= max_halvings``, taken if it yields a different batch with a strictly
-      lower objective.
+      consecutive iterations, or when no step lowers the objective; in each case only after
+      one *escape* try: the full-gradient step at ``2**k`` times its line-search length,
+      ``|k| <= max_halvings``, taken if it yields a different batch with a strictly lower
+      objective.
     * **Ties.** The prox sends coordinates tied on its score to the largest ``s_j`` (then
       the lower index), so the batch does not depend on the order of the pool.
-    * **A second start when the first loses to a random batch** (``init="fallback"``, the
-      default; ``"both"`` always runs both). From ``w = 0`` (the paper's start) the first step
-      keeps the ``b`` points most correlated with ``v``, and later steps rarely change that
-      batch: the prox charges ``1/2 w_j^2`` for dropping a chosen point, and with weights
-      held near 1 by the stabiliser that charge dwarfs ``1/2 s_j^2 = 1/2 (mu u_j)^2`` of
-      any point outside (for which ``s_j`` is a gradient step), so only the weights move.
-      On bias-dominated problems that correlation-chosen batch scored worse than a random
-      one (11 of the 27 problems of ``benchmarks/bench_iht.py``). The second run starts
-      from the best (after one de-bias step) of 4 batches drawn by a hash of the rows'
-      content -- as good as random, without a seed, the same for any order of the pool --
-      whose mean tracks ``v`` the way a random sample's does. ``"fallback"`` runs it only
-      when the zero start's batch is not below that hashed batch, ``"both"`` always; the
-      lower objective is returned. Always running both found lower objectives on small
-      batches whose learning curves were worse (digits, b = 20: 0.5-0.7 AUC points below the
-      zero start, paired over 5 seeds; ``BENCHMARKS.md``, section 1), while the fallback
-      keeps the zero start's batch there and still beats a random batch on all 27 problems
-      of ``bench_iht.py``. Operators that cannot describe their rows (a dense Dask one)
-      have the zero start only.
+    * **A second start.** From ``w = 0`` (the paper's start) the first step keeps the ``b``
+      points most correlated with ``v``, and later steps rarely change that batch: dropping a
+      chosen point costs ``1/2 w_j^2`` in the prox, more than any outside point's gradient
+      step offers. The second run starts from the best (after one de-bias step) of 4 batches
+      drawn by a hash of the rows' content (random-like, seedless, the same for any order of
+      the pool). ``init="fallback"`` runs it only when the zero start's batch is not below
+      that hashed batch, ``"both"`` always (about twice the cost); the lower objective is
+      returned. Operators that cannot describe their rows (a dense Dask one) have the zero
+      start only.
     * **Polish.** The returned batch's weights get further de-bias steps while they lower
       the objective (at most 50, O(b m) each, no pass over the pool).
 
     Parameters
     ----------
     problem : SparseApproxProblem
+        The problem to solve (``b`` indices out of ``n``).
     max_iter : int, default=100
+        Iterations at most (per start).
     tol : float, default=1e-4
+        Stop when the batch is unchanged and the weights move by less than this, relative to
+        ``max(1, max|w|)``.
     patience : int or None, default=10
         Stop once the batch is unchanged for this many iterations; ``None`` never does.
     prox : {"exact", "paper"}, default="exact"
-        ``"exact"`` is the true minimiser of the proximal step (SPEC section 5); ``"paper"``
+        ``"exact"`` is the true minimiser of the proximal step; ``"paper"``
         is appendix E's rule, kept only to reproduce the paper.
     max_halvings : int, default=20
         How often a rejected step is halved before the iterate counts as a fixed point, and

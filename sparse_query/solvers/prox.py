@@ -1,4 +1,4 @@
-"""The hard-threshold prox of proximal IHT (SPEC section 5) and the pool vectors it runs on.
+"""The hard-threshold prox of proximal IHT and the pool vectors it runs on.
 
 :func:`hard_threshold_prox` (the exact rule by default, the paper's appendix-E rule as
 ``rule="paper"``), its score :func:`prox_score`, the tie-breaking top-``k``
