@@ -44,8 +44,7 @@ def plan(solver, sketch_dim, operator, n_instances, *, n_pool, embedding_dim, ba
 
 
 #: Passes over the pool that proximal IHT's two runs typically take (gradient, dense line
-#: search and escape per iteration, a handful of iterations each; 15-25 measured on the
-#: acquisition-time pools of BENCHMARKS.md).
+#: search and escape per iteration, a handful of iterations each).
 IHT_PASSES = 20
 #: greedy's default ``max_cache_bytes``: the Gram-column cache it may keep
 GREEDY_CACHE_BYTES = 2**30

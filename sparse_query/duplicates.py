@@ -1,9 +1,9 @@
 """Copies in the pool: group rows whose embeddings are identical, so a batch never holds two.
 
-Why (SPEC section 9, "Copies"): the variance term ``-alpha sum_{j in S} sigma_j^2`` counts the
+Why: the variance term ``-alpha sum_{j in S} sigma_j^2`` counts the
 uncertainty of every selected point as removed independently, but labelling one copy of a
 point fixes the label of all of its copies. Left alone, both solvers spend labels on copies
-(10 digits rows x 50 copies, b = 10: IHT returned 10 copies of one row). The library's
+(IHT's separable prox ranks every copy of the best point first). The library's
 problem therefore works on *groups*: each group of identical rows is one candidate (its
 lowest pool index represents it), its ``sigma^2`` counts once, while the pool mean ``v`` keeps
 every copy -- the representative of a group of ``c`` copies has weight ``c / n`` in ``v``,

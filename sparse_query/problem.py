@@ -1,4 +1,4 @@
-"""The optimisation problem of the paper's Problem 2 (SPEC section 1) and what a solver returns.
+"""The optimisation problem of the paper's Problem 2 and what a solver returns.
 
 A pool of ``n`` points has expected embeddings ``e_j`` and spreads ``sigma_j``. With
 
@@ -97,7 +97,7 @@ class SparseApproxProblem:
     chunk_size : int, default=32768
         Rows per chunk in products over the whole pool.
     duplicates : {"group", "keep"}, default="group"
-        ``"group"`` (a departure from the paper, SPEC section 9): rows whose factors and
+        ``"group"`` (a departure from the paper): rows whose factors and
         ``sigma`` agree (to about five significant digits, :mod:`sparse_query.duplicates`)
         form one group; only the group's lowest pool index is a candidate and its
         ``sigma^2`` counts once, while the pool mean ``v`` keeps every copy (the candidate

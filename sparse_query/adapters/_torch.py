@@ -200,7 +200,7 @@ def _head_ok(out, z) -> bool:
 #: ``K``, below 1e-6 for K <= 10 and logits up to ~80) plus the nonlinearity skorch applies;
 #: 1e-4 leaves over 100x slack for that and for batch-dependent kernels, while a head that is
 #: not the model's head differs by far more (``logits / 1.1`` already moves probabilities by
-#: ~1e-2; the cases in issue 12 by 0.1 and more). float64: the same reasoning with its eps.
+#: ~1e-2; a head that runs before an auxiliary layer or a ``Parameter`` head, by 0.1 and more). float64: the same reasoning with its eps.
 _PROBA_ATOL = {torch.float64: 1e-8}
 _PROBA_ATOL_DEFAULT = 1e-4
 

@@ -14,8 +14,7 @@ What differs from an in-memory pool, and why:
   ``n``-vector to the client), while IHT's passes are maps over the chunks, so the
   operation count that ranks the two in memory does not rank them here. For the same reason
   ``sketch_dim="auto"`` sketches whenever the pool and the embedding are large enough
-  (more than 10,000 rows and 1,024 dimensions), without the in-memory cost comparison. Both
-  are as they were before issue 16 (same batches).
+  (more than 10,000 rows and 1,024 dimensions), without the in-memory cost comparison.
 * ``embedding`` must resolve to ``"gradient"``: the leaf-gradient and committee embeddings
   build operators (CSR leaf indicators, per-member class blocks) that have no chunked form
   here yet, and the posterior embedding's draws (MC-dropout masks, variational samples) have

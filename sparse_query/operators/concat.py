@@ -1,5 +1,5 @@
 """The committee's operator: :class:`ConcatOperator`, several operators over the same pool
-presented as one whose space vectors are flat concatenations of the blocks' (issue 14).
+presented as one whose space vectors are flat concatenations of the blocks'.
 
 The committee gradient embedding (:mod:`sparse_query.embeddings.committee`) returns one
 factored block per member, the leaf-and-input embedding

@@ -1,6 +1,6 @@
 """Turning embeddings into operators: :func:`as_operator` (checked conversion of a matrix, a
 pair of factors or an operator) and :func:`sketch` (a random sketch that preserves inner
-products in expectation, SPEC section 8).
+products in expectation).
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def sketch(operator: PoolOperator, sketch_dim: int, *, generator: torch.Generato
            chunk_size: int | None = None) -> DenseOperator:
     """A random sketch of the embeddings that preserves inner products in expectation.
 
-    For a :class:`FactoredOperator` this is the Khatri-Rao (tensor) sketch of SPEC section 8,
+    For a :class:`FactoredOperator` this is the Khatri-Rao (tensor) sketch
     ``e_j -> (Omega1 a_j) * (Omega2 h_j) / sqrt(m')`` with Gaussian ``Omega1 (m', K)`` and
     ``Omega2 (m', d)``, which never forms the ``K*d`` vector (an operator with a ``_sketch``
     method, such as :class:`~sparse_query.operators.sparse.SparseFactoredOperator`, builds the same
