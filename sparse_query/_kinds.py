@@ -14,7 +14,9 @@ refuses (a pipeline's final step by name).
 from __future__ import annotations
 
 from . import adapters
-from .adapters._api import _final_name, _why_not_draws, has_proba_inputs, proba_inputs
+from .adapters._api import _why_not_draws
+from .adapters._common import _final_name
+from .adapters._proba_inputs import has_proba_inputs, proba_inputs
 from .adapters._draws import committee_has_last_layers
 from .adapters._trees import has_leaf_layer, is_boosting, leaf_last_layer
 

@@ -37,14 +37,15 @@ Layout: ``_common`` (errors, wrappers, labeled data, fitted checks, classes), ``
 ``_torch`` (torch modules and skorch nets: last layer, head check), ``_torch_draws`` (their
 MC-dropout and variational draws), ``_sklearn`` (linear models, ``MLPClassifier``),
 ``_ensembles`` (forests, bagging, voting, committees: members and class alignment), ``_trees``
-(leaf indicators), ``_dropout`` (cached MC-dropout draws), ``_draws`` (committee last layers)
-and ``_api`` (the public functions). No submodule imports one that imports it back.
+(leaf indicators), ``_dropout`` (cached MC-dropout draws), ``_draws`` (committee last layers),
+``_proba_inputs`` (a classifier's probabilities and the inputs its final step reads) and
+``_api`` (the other public functions). No submodule imports one that imports it back.
 Import the public names from ``sparse_query.adapters``; the submodules are private.
 """
 from ._api import (
-    ProbaInputs, has_last_layer, has_posterior, has_proba_inputs, last_layer_outputs, logits_fn,
-    posterior_probas, predict_proba, proba_inputs,
+    has_last_layer, has_posterior, last_layer_outputs, logits_fn, posterior_probas, predict_proba,
 )
+from ._proba_inputs import ProbaInputs, has_proba_inputs, proba_inputs
 from ._common import (
     EmbeddingNotSupportedError, LastLayer, check_fitted, classes_of, get_labeled_data,
     unwrap_estimator,
