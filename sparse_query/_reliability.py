@@ -1,15 +1,12 @@
 """How far the variance term trusts the model: ``SparseApproxSampler(alpha_reliability=...)``.
 
 ``alpha_reliability``
-    ``"auto"`` (the default) is :data:`AUTO_RULE` whenever it can be measured, and ``alpha`` as
-    given otherwise (no labeled set, fewer than 6 labeled points, a single labeled class, a model
-    that cannot be cloned and refitted): ``reliability_source_`` says which, as
-    ``"out-of-bag"`` (a bootstrap forest or bagging ensemble fitted on the labeled set: its
-    own out-of-bag accuracy, no refit), ``"validation history"`` (a skorch net trained with a
-    ``train_split``: the last epoch's ``valid_acc`` on 6 points or more, no refit),
-    ``"held-out"`` or ``"fallback: <reason>"`` (like
-    ``temperature="auto"``). A clone that fails to fit or predict also falls back, with a
-    warning naming the error.
+    ``"auto"`` (the default) is :data:`AUTO_RULE` where the model holds held-out predictions of
+    its own, and never refits it: ``"out-of-bag"`` (a bootstrap forest or bagging ensemble
+    fitted on the labeled set: its out-of-bag accuracy) or ``"validation history"`` (a skorch
+    net trained with a ``train_split``: the last epoch's ``valid_acc`` on 6 points or more).
+    Any other model, or too small a labeled set, keeps ``alpha`` as given;
+    ``reliability_source_`` then reads ``"fallback: <reason>"``.
     ``"held-out"`` multiplies ``alpha`` by ``kappa = max(0, (acc - 1/K) / (1 - 1/K))``, the
     model's chance-corrected 3-fold cross-validated accuracy on the labeled set (``K``: the
     classes there; :func:`~sparse_query.embeddings.reliability.heldout_reliability`, clones of
@@ -18,16 +15,15 @@
     multiplies by ``kappa^2``: under the belief that the model's label is right with probability
     ``kappa`` beyond chance (``Q_j = kappa P_j + (1 - kappa) / K``) the variance bonus of a tied
     point over an untied one shrinks about like ``kappa^2`` (0.06 of its ``kappa = 1`` value at
-    0.2, 0.41 at 0.5, 0.78 at 0.7, with 10 classes). Three extra fits per query; needs the
-    labeled set (a modAL learner's, or ``X_labeled`` / ``y_labeled``; at least 6 points): the
-    explicit rules raise where ``"auto"`` falls back.
+    0.2, 0.41 at 0.5, 0.78 at 0.7, with 10 classes). The explicit rules cost three extra fits
+    of untrained copies per query and need the labeled set (a modAL learner's, or
+    ``X_labeled`` / ``y_labeled``; at least 6 points); they raise where ``"auto"`` falls back.
 
 Measured on the quality matrix in ``benchmarks/results/quality/variance_variants.md``
 (beside the rejected ``variance_temperature`` variants, whose code is not kept).
 """
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -45,6 +41,12 @@ ALPHA_RELIABILITIES = ("auto", "held-out", "held-out-squared")
 #: the rule ``alpha_reliability="auto"`` applies when kappa can be measured (chosen on the
 #: quality matrix and re-checked on fresh seeds: benchmarks/results/quality_matrix.md)
 AUTO_RULE = "held-out"
+
+#: why ``alpha_reliability="auto"`` keeps ``alpha`` as given for a model without held-out
+#: predictions of its own
+NO_FREE_EVIDENCE = ("the model holds no held-out predictions (out-of-bag or a skorch "
+                    "validation split) and 'auto' does not refit it; pass "
+                    "alpha_reliability='held-out' to cross-validate copies of it")
 
 
 def check_alpha_reliability(alpha_reliability) -> None:
@@ -91,7 +93,7 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
         raise ValueError(f"alpha_reliability={alpha_reliability!r} needs the labeled set: "
                          "use a modAL learner (its X_training / y_training) or pass X_labeled "
                          "and y_labeled to fit, or pass alpha_reliability=None.")
-    if auto and not _is_committee(est):  # a bootstrap ensemble's own held-out predictions
+    if auto and not _is_committee(est):  # the model's own held-out predictions
         from .adapters._trees import out_of_bag_proba
         from .embeddings.reliability import proba_reliability
 
@@ -110,27 +112,20 @@ def labeled_reliability(alpha_reliability, est, classifier, X_labeled, y_labeled
         if valid is not None and valid[1] >= 6 and k >= 2:  # the net's own held-out split
             kappa, acc = _chance_corrected(valid[0], k)
             return Reliability(rule, kappa, acc, "validation history", len(y_labeled))
+    if auto:  # no held-out predictions at hand: "auto" never refits the model
+        return Reliability(None, None, None, "fallback: " + NO_FREE_EVIDENCE, len(y_labeled))
     members = ([adapters.unwrap_estimator(m) for m in est.learner_list]
                if _is_committee(est) else [est])
     # once per fitted model, labeled set and integer seed (like temperature="auto")
     key = _fit_key(est, X_labeled, y_labeled, None, random_state)
     hit = _cached_fit(est, key, cache=_RELIABILITIES)
     if hit is None:
-        try:
-            # chance 1 / (the classes of the labeled set), the classes the model was trained
-            # on; random_state=None seeds the folds with 0: a deterministic model (and greedy)
-            # then gives the same batch on every call, as it did before alpha_reliability
-            hit = heldout_reliability(members, X_labeled, y_labeled,
-                                      random_state=0 if random_state is None else random_state,
-                                      column_labels=_column_labels)
-        except ReliabilityError as exc:
-            if not auto:
-                raise
-            reason = str(exc).split(". Pass alpha_reliability")[0]
-            if exc.fit_failed:   # a clone failed to fit or predict: say so
-                warnings.warn(f"alpha_reliability='auto' fell back to alpha as given: {reason}.",
-                              UserWarning, stacklevel=4)
-            return Reliability(None, None, None, f"fallback: {reason}", len(y_labeled))
+        # chance 1 / (the classes of the labeled set), the classes the model was trained on;
+        # random_state=None seeds the folds with 0: a deterministic model (and greedy) then
+        # gives the same batch on every call
+        hit = heldout_reliability(members, X_labeled, y_labeled,
+                                  random_state=0 if random_state is None else random_state,
+                                  column_labels=_column_labels)
         _store_fit(est, key, hit, cache=_RELIABILITIES)
     return Reliability(rule, *hit, "held-out", len(y_labeled))
 

@@ -51,9 +51,8 @@ class SparseApproxSampler(QueryStrategy):
     Chooses a batch whose weighted loss approximates the loss of the whole pool (bias) while
     removing as much label uncertainty as possible (variance): Problem 2 of the paper, solved
     by Algorithm 1 (``solver="greedy"``) or Algorithm 2 (``solver="iht"``). The formulas are in
-    the docstrings of :mod:`sparse_query.problem`, :mod:`sparse_query.solvers` and
-    :mod:`sparse_query.embeddings`; where this implementation knowingly differs from the paper
-    is in the README ("Where we differ from the paper") and BENCHMARKS.md.
+    :mod:`sparse_query.problem`, :mod:`sparse_query.solvers` and :mod:`sparse_query.embeddings`;
+    the user guide lists where this implementation differs from the paper.
 
     Use it as a modAL query strategy (``ActiveLearner(..., query_strategy=sampler)``) or on its
     own: ``sampler.fit(X_pool, estimator).query(n_instances)``.
@@ -61,36 +60,24 @@ class SparseApproxSampler(QueryStrategy):
     Parameters
     ----------
     solver : {"auto", "greedy", "iht"}, default="auto"
-        Greedy adds one point per step (cost O(n * m * b) or less); proximal IHT updates the
-        whole batch per iteration (one pass over the pool per iteration, independent of b).
-        ``"auto"`` takes whichever costs fewer multiply-adds per pool row (with the sketch when
-        ``sketch_dim="auto"`` finds that it pays; :func:`sparse_query._plan.plan`): small
-        batches (every batch of the digits, MNIST and MNIST-1D benchmarks) get greedy, large
-        ones IHT, whose cost does not grow with ``b``; the choice is in ``solver_``. A Dask
-        pool resolves ``"auto"`` to IHT (greedy costs a round trip per point there).
+        Greedy adds one point per step; proximal IHT updates the whole batch per pass over the
+        pool. ``"auto"`` takes whichever costs fewer multiply-adds per pool row (greedy for
+        small batches, IHT for large ones and on a Dask pool); the choice is in ``solver_``.
     alpha : float, default=0.1
         Weight of the variance (uncertainty) term; ``0`` is representation only. How it enters
-        the objective depends on ``alpha_scale``. The default comes from the ablation in
-        ``BENCHMARKS.md`` (digits with logistic regression and an MLP, MNIST with LeNet-5): at
-        ``alpha = 1`` the variance term dominates and batches collapse onto few classes.
+        the objective depends on ``alpha_scale``.
     alpha_scale : {"pool", "none"}, default="pool"
-        ``"none"`` passes ``alpha`` to Problem 2 as written in the paper. There ``sigma_j``
-        carries a factor ``1/n``, so the variance term of a point scales like ``1/n^2`` while the
-        bias gradient scales like ``1/b``: at the paper's ``alpha ~ 1`` uncertainty is
-        negligible on any real pool (on 1,700 digits it is ~1e-4 of the bias term). ``"pool"``
-        uses ``alpha * n^2 / b``, which keeps the trade-off the same across pool and batch sizes.
+        ``"none"`` passes ``alpha`` to Problem 2 as written in the paper, where the variance
+        term shrinks like ``1/n^2``; ``"pool"`` uses ``alpha * n^2 / b``, the same trade-off
+        at every pool and batch size.
     alpha_reliability : {"auto", None, "held-out", "held-out-squared"}, default="auto"
         Multiplies ``alpha`` by ``kappa`` (``"held-out"``) or ``kappa^2``, the model's
-        chance-corrected accuracy on labeled points it did not see: the variance term trusts
-        the model's label distribution only as far as the model predicts unseen labels. The
-        explicit rules measure it by 3-fold cross-validation (three fits of untrained copies
-        of the model per :meth:`fit`, of every member for a committee). ``"auto"`` reads a
-        bootstrap forest's or bagging ensemble's out-of-bag predictions when the labeled set
-        is the one it was fitted on, or a skorch net's last ``valid_acc`` when it was trained
-        with a ``train_split`` (no refit), cross-validates otherwise, and keeps ``alpha``
-        as given when the labeled set is too small (fewer than 6 points, one class) or the
-        model cannot be copied; ``reliability_source_`` says which. ``None``: ``alpha`` as
-        given, nothing refitted. The explicit rules raise where ``"auto"`` falls back.
+        chance-corrected accuracy on labeled points it did not see. The explicit rules measure
+        it by 3-fold cross-validation (three fits of untrained copies per :meth:`fit`).
+        ``"auto"`` never refits: it reads a bootstrap forest's or bagging ensemble's
+        out-of-bag predictions (labeled set = the one it was fitted on) or a skorch net's last
+        ``valid_acc``, and otherwise keeps ``alpha`` as given; ``reliability_source_`` says
+        which. ``None``: ``alpha`` as given.
     beta : float, default=1e-3
         Weight of the stabiliser ``beta ||w - 1||^2``.
     tau : float, default=1.0
@@ -110,66 +97,39 @@ class SparseApproxSampler(QueryStrategy):
         below a random-like one; ``"both"`` always runs both (about twice the solve time).
     embedding : {"auto", "gradient", "leaf-gradient", "leaf-input-gradient", \
 "committee-gradient", "posterior", "input-gradient"}, default="auto"
-        ``"gradient"``: expected last-layer gradients (eq. 14) from a model with a last linear
-        layer; ``"leaf-gradient"``: the same on a tree ensemble's one-hot leaf indicators
-        (random forest, extra trees, bagging of trees, gradient boosting; see
-        ``sparse_query.adapters._trees``); ``"leaf-input-gradient"``: on the leaves and the
-        trees' standardized inputs (not boosting; ``sparse_query.embeddings.leaf_inputs``);
-        ``"committee-gradient"``: every modAL ``Committee``
-        member's last-layer (or leaf) gradients under the committee's label distribution
-        (``sparse_query.embeddings.committee``); ``"posterior"``: loss samples over posterior draws
-        (eq. 13) from ensembles, committees, MC dropout or a variational last layer;
-        ``"input-gradient"``: the gradients of a linear softmax head on the standardized inputs
-        of the final step, built from the model's own ``predict_proba``
-        (``sparse_query.embeddings.input_gradient``; any scikit-learn classifier with
-        ``predict_proba``, an in-memory pool).
-        ``"auto"`` picks per model family, by the quality matrix in ``BENCHMARKS.md``: tree
-        ensembles -> ``"leaf-gradient"``, or ``"leaf-input-gradient"`` when ``"auto"``'s
-        ``kappa`` (``alpha_reliability``) is below 0.2 on 60 labels or more (near chance,
-        where the leaves alone were level with random sampling); committees whose members
-        all have last layers or leaves (and know every class) -> ``"committee-gradient"``;
-        other models with a last
-        layer (including MC-dropout and variational nets) -> ``"gradient"``; anything else
-        with posterior draws -> ``"posterior"``; any other classifier with ``predict_proba``
-        (``SVC(probability=True)``, ``KNeighborsClassifier``, ``GaussianNB``,
-        ``HistGradientBoostingClassifier``, ``CalibratedClassifierCV``, pipelines ending in
-        them) -> ``"input-gradient"`` (``benchmarks/results/proba_models.md``).
+        ``"gradient"``: expected last-layer gradients (eq. 14); ``"leaf-gradient"``: the same
+        on a tree ensemble's one-hot leaves; ``"leaf-input-gradient"``: leaves and standardized
+        inputs; ``"committee-gradient"``: every committee member's gradients under the
+        committee's label distribution; ``"posterior"``: loss samples over posterior draws
+        (eq. 13); ``"input-gradient"``: a softmax head on the final step's inputs, from the
+        model's own ``predict_proba``. ``"auto"`` picks per model family (the user guide's
+        models page): tree ensembles get leaves (and inputs when a measured ``kappa`` is below
+        0.2 on 60 labels or more), committees the committee gradient, models with a last
+        layer the gradient, other posteriors the posterior, any other classifier with
+        ``predict_proba`` the input gradient.
     temperature : "auto" or float, default=0.01
-        Calibrates the label distribution ``P_j = softmax(z_j / T)`` of the gradient embedding.
-        ``T = 1`` makes every ``e_j`` zero (pure uncertainty, top-b by sigma); ``T -> 0`` (``0``)
-        gives BADGE's hallucinated-label embedding with ``sigma = 0`` (pure representation).
-        ``"auto"`` fits ``T`` by temperature scaling on held-out labeled data
-        (:func:`~sparse_query.embeddings.estimate_temperature`): on ``validation_data`` when
-        given, else on a clone of the model fitted on 70% of the labeled set, once per fitted
-        model and labeled set (cached; ``temperature_refit_`` says whether a call fitted it;
-        the global random generators are restored afterwards). The default 0.01 beat 0.1, 0.5,
-        1 and ``"auto"`` (about 0.5 on digits) in the ablation in ``BENCHMARKS.md``.
+        ``T`` of the label distribution ``P_j = softmax(z_j / T)``: ``1`` is pure uncertainty,
+        ``0`` BADGE's hallucinated labels. ``"auto"`` fits ``T`` by temperature scaling on
+        ``validation_data``, else on a copy of the model fitted on 70% of the labeled set
+        (cached per fitted model and labeled set; ``temperature_refit_``).
     validation_data : (X_val, y_val), optional
         Labeled data for ``temperature="auto"``; otherwise a split of the labeled set is used.
     n_posterior_samples : int, default=20
-        Posterior draws for MC dropout and variational layers (ensembles use their members);
-        a net whose only dropout feeds its last ``nn.Linear`` draws on cached features.
+        Posterior draws for MC dropout and variational layers (ensembles use their members).
     sketch_dim : "auto", int or None, default="auto"
-        Replace the embedding by a random sketch of this dimension
-        (:func:`~sparse_query.problem.sketch`): faster solvers on large pools with wide
-        gradient embeddings; ``None`` is exact. ``"auto"`` sketches to 256 dimensions when the
-        pool has more than 10,000 points, the exact embedding more than 1,024 dimensions *and*
-        an operation count finds the sketch cheaper than the exact solve (building it costs
-        ``n (K + d) 256``: more than it saves for IHT's 20-odd passes at K = 10, far less for
-        greedy on large batches; ``sparse_query._plan._cost``). At 256 the sketched batch
-        scores within noise of the exact one (``benchmarks/results/scale.md``). A Dask pool
-        has no operation count: there ``"auto"`` sketches whenever the size conditions hold.
+        Solve on a random sketch of the embedding of this dimension
+        (:func:`~sparse_query.problem.sketch`); ``None`` is exact. ``"auto"`` sketches to 256
+        on pools over 10,000 points with embeddings over 1,024 dimensions when an operation
+        count finds it cheaper (on a Dask pool whenever those sizes hold).
     batch_size : int, default=1024
         Pool rows per inference chunk.
     device : {"auto", "cpu", "cuda", ...}, default="auto"
         Where the solver runs; ``"auto"`` picks CUDA when available.
     dtype : {"float32", "float64"}, default="float32"
     n_jobs : None, -1 or int, default=None
-        Threads for torch and the BLAS / OpenMP libraries (threadpoolctl) while :meth:`fit`
-        and :meth:`query` run, the model's forward passes included; the process's settings
-        are restored afterwards. ``None`` is one thread (scikit-learn's convention), ``-1``
-        every core. One thread does not oversubscribe a machine shared with other jobs or
-        with the caller's own threads (``BENCHMARKS.md``, "Threads").
+        Threads for torch and the BLAS / OpenMP libraries while :meth:`fit` and :meth:`query`
+        run, the model's forward passes included (restored afterwards). ``None`` is one
+        thread, ``-1`` every core.
     random_state : None, int or numpy Generator, default=None
         Seeds posterior draws, the temperature split, the sketch and ``alpha_reliability``'s
         folds (0 when None: one batch per deterministic model). Never touches global seeds.
@@ -200,10 +160,10 @@ class SparseApproxSampler(QueryStrategy):
         The rule the last :meth:`fit` applied: ``"held-out"``, ``"held-out-squared"`` or None
         (``alpha`` as given: ``alpha_reliability=None``, or ``"auto"`` fell back).
     reliability_, heldout_accuracy_ : float or None
-        ``kappa`` and the cross-validated accuracy it comes from (None without a rule).
+        ``kappa`` and the held-out accuracy it comes from (None without a rule).
     reliability_source_ : str or None
-        ``"held-out"``, ``"fallback: <reason>"`` (``"auto"`` could not measure ``kappa``) or
-        None (``alpha_reliability=None``).
+        ``"out-of-bag"``, ``"validation history"``, ``"held-out"``, ``"fallback: <reason>"``
+        (``"auto"`` kept ``alpha`` as given) or None (``alpha_reliability=None``).
     temperature_refit_ : bool
         Whether the last fit trained a clone of the model for ``temperature="auto"`` (False
         when the calibration of the same fitted model was reused).
@@ -243,10 +203,8 @@ class SparseApproxSampler(QueryStrategy):
     Copies in the pool (rows whose factors and ``sigma`` agree to about five significant
     digits, :mod:`sparse_query.duplicates`) are one candidate: a batch never holds two of
     them while at least ``n_instances`` distinct rows exist, a departure from the paper's
-    objective, which credits every copy's uncertainty separately (README, "Where we differ
-    from the paper"). With fewer distinct rows the batch takes all of them plus copies and
-    warns. The same holds on a Dask pool (the rows are compared as they are fetched from
-    the workers, :mod:`sparse_query.backends.dask_operator`).
+    objective, which credits every copy's uncertainty separately. With fewer distinct rows the
+    batch takes all of them plus copies and warns. The same holds on a Dask pool.
 
     A model that knows a single class (trained on a labeled set with one class) has all-zero
     embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch

@@ -162,47 +162,67 @@ def test_heldout_reliability_says_when_a_clone_cannot_be_fitted(digits):
         heldout_reliability([_FailsToFit()], X[:30], y[:30], random_state=0)
 
 
-# -- alpha_reliability="auto": the rule when it can be measured, alpha as given otherwise ------
+# -- alpha_reliability="auto": the model's own held-out predictions, never a refit -----------
 
-def test_auto_applies_the_rule_when_the_labeled_set_allows_it(digits):
-    from sparse_query._reliability import AUTO_RULE, reliability_factor
+def test_auto_never_refits_a_model_without_held_out_predictions(digits, monkeypatch):
+    """A logistic regression holds no out-of-bag or validation predictions: "auto" keeps alpha
+    as given, says why, and fits no copy of the model; "held-out" still cross-validates."""
+    from sparse_query._reliability import NO_FREE_EVIDENCE, reliability_factor
 
     al, pool = _learner_and_pool(digits)
+    calls = []
+    import sparse_query.embeddings.reliability as rel
+    orig = rel.heldout_reliability
+
+    def counting(*a, **k):
+        calls.append(1)
+        return orig(*a, **k)
+
+    monkeypatch.setattr(rel, "heldout_reliability", counting)
     auto = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="auto",
                                random_state=0).fit(pool, al)
-    auto.query(10)
-    rule = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability=AUTO_RULE,
+    idx_auto = auto.query(10)
+    assert calls == []
+    assert auto.alpha_reliability_ is None and auto.reliability_ is None
+    assert auto.reliability_source_ == "fallback: " + NO_FREE_EVIDENCE
+    plain = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability=None,
+                                random_state=0).fit(pool, al)
+    np.testing.assert_array_equal(idx_auto, plain.query(10))
+    assert auto.alpha_effective_ == plain.alpha_effective_
+    rule = SparseApproxSampler(solver="greedy", device="cpu", alpha_reliability="held-out",
                                random_state=0).fit(pool, al)
-    idx_rule = rule.query(10)
-    assert auto.alpha_reliability_ == AUTO_RULE and auto.reliability_source_ == "held-out"
-    assert auto.reliability_ == rule.reliability_ and 0.0 < auto.reliability_ < 1.0
-    assert auto.alpha_effective_ == pytest.approx(
-        0.1 * len(pool) ** 2 / 10 * reliability_factor(AUTO_RULE, auto.reliability_))
-    np.testing.assert_array_equal(auto.indices_, idx_rule)
+    rule.query(10)
+    assert calls == [1] and rule.reliability_source_ == "held-out"
+    assert 0.0 < rule.reliability_ < 1.0 and rule.refit_time_ > 0.0
+    assert rule.alpha_effective_ == pytest.approx(
+        0.1 * len(pool) ** 2 / 10 * reliability_factor("held-out", rule.reliability_))
 
 
-@pytest.mark.parametrize("case", ["no labels", "4 labels", "one class"])
+@pytest.mark.parametrize("case", ["no labels", "4 labels", "another labeled set"])
 def test_auto_falls_back_to_alpha_as_given(digits, case):
+    """A bootstrap forest's out-of-bag predictions speak for the set it was fitted on, and need
+    6 labeled points or more; otherwise "auto" keeps alpha as given and says why."""
     X, y = digits
-    model = LogisticRegression(max_iter=300).fit(X[:60], y[:60])
-    pool = X[60:300]
-    labeled = {"no labels": {}, "4 labels": dict(X_labeled=X[:4], y_labeled=y[:4]),
-               "one class": dict(X_labeled=X[y == 3][:20], y_labeled=y[y == 3][:20])}[case]
-    reason = {"no labels": "no labeled data was given", "4 labels": "at least 6 labeled points",
-              "one class": "at least 2 classes"}[case]
+    fitted_on = (X[:4], y[:4]) if case == "4 labels" else (X[:60], y[:60])
+    model = RandomForestClassifier(20, random_state=0).fit(*fitted_on)
+    pool = X[300:540]
+    kw = {"no labels": {}, "4 labels": dict(X_labeled=X[:4], y_labeled=y[:4]),
+          "another labeled set": dict(X_labeled=X[60:120], y_labeled=y[60:120])}[case]
+    reason = {"no labels": "no labeled data was given", "4 labels": "at least 6 points",
+              "another labeled set": "holds no held-out predictions"}[case]
     auto = SparseApproxSampler(solver="greedy", device="cpu", random_state=0,
-                               alpha_reliability="auto").fit(pool, model, **labeled)
+                               alpha_reliability="auto").fit(pool, model, **kw)
     plain = SparseApproxSampler(solver="greedy", device="cpu", random_state=0,
-                                alpha_reliability=None).fit(pool, model, **labeled)
+                                alpha_reliability=None).fit(pool, model, **kw)
     np.testing.assert_array_equal(auto.query(10), plain.query(10))
     assert auto.alpha_reliability_ is None and auto.reliability_ is None
     assert auto.reliability_source_.startswith("fallback: ") and reason in auto.reliability_source_
     assert auto.alpha_effective_ == plain.alpha_effective_ == pytest.approx(0.1 * 240 ** 2 / 10)
     assert plain.reliability_source_ is None and plain.alpha_reliability_ is None
-    if case != "no labels":            # the explicit rule raises where auto falls back
+    if case == "4 labels":             # the explicit rule raises where auto falls back
         from sparse_query.embeddings.reliability import ReliabilityError
-        with pytest.raises(ReliabilityError, match=reason):
-            SparseApproxSampler(alpha_reliability="held-out").fit(pool, model, **labeled)
+        with pytest.raises(ReliabilityError, match="at least 6 labeled points"):
+            SparseApproxSampler(alpha_reliability="held-out").fit(pool, model, **kw)
 
 
 class _Unclonable(LogisticRegression):
@@ -214,29 +234,30 @@ class _Unclonable(LogisticRegression):
         self.tags = list(tags)
 
 
-def test_auto_falls_back_quietly_on_a_model_clone_cannot_copy(digits, recwarn):
+def test_explicit_rule_names_a_model_clone_cannot_copy(digits, recwarn):
+    """"auto" never clones, so an unclonable model gets its batch; "held-out" says why not."""
+    from sparse_query.embeddings.reliability import ReliabilityError
+
     X, y = digits
     model = _Unclonable().fit(X[:60], y[:60])
-    s = SparseApproxSampler(solver="greedy", device="cpu", random_state=0).set_params(
-        alpha_reliability="auto").fit(X[60:200], model, X_labeled=X[:60], y_labeled=y[:60])
-    assert s.reliability_source_.startswith("fallback: ") and "clone" in s.reliability_source_
+    s = SparseApproxSampler(solver="greedy", device="cpu", random_state=0).fit(
+        X[60:200], model, X_labeled=X[:60], y_labeled=y[:60])
+    assert s.reliability_source_.startswith("fallback: ") and len(s.query(5)) == 5
     assert not [w for w in recwarn if "alpha_reliability" in str(w.message)]
+    with pytest.raises(ReliabilityError, match="clone"):
+        SparseApproxSampler(alpha_reliability="held-out", device="cpu").fit(
+            X[60:200], model, X_labeled=X[:60], y_labeled=y[:60])
 
 
-def test_auto_warns_when_a_clone_fails_to_fit(digits):
+def test_explicit_rule_raises_when_a_clone_fails_to_fit(digits):
     X, y = digits
-    model = _FailsToFit(broken=False).fit(X[:30], y[:30])
-    model.classes_ = np.unique(y[:30])
+    from sparse_query._reliability import labeled_reliability
     from sparse_query.embeddings.reliability import ReliabilityError
 
     Xl, yl = X[:30], y[:30]
     with pytest.raises(ReliabilityError, match="could not fit or predict a clone"):
-        from sparse_query._reliability import labeled_reliability
         labeled_reliability("held-out", _FailsToFit(), None, Xl, yl, 0)
-    with pytest.warns(UserWarning, match=r"alpha_reliability='auto' fell back to alpha as "
-                                         r"given: .*RuntimeError: boom"):
-        from sparse_query._reliability import labeled_reliability
-        rule, kappa, acc, source, _ = labeled_reliability("auto", _FailsToFit(), None, Xl, yl, 0)
+    rule, kappa, acc, source, _ = labeled_reliability("auto", _FailsToFit(), None, Xl, yl, 0)
     assert (rule, kappa, acc) == (None, None, None) and source.startswith("fallback: ")
 
 
@@ -275,21 +296,21 @@ def test_a_tree_ensemble_near_chance_gets_its_inputs_too():
     assert s.reliability_ >= 0.2 and s.embedding_kind_ == "leaf-gradient"
 
 
-def test_default_batch_is_deterministic_without_a_random_state(digits):
-    """sparse_greedy (random_state=None) on a deterministic model gives one batch on every
-    call: the held-out folds are seeded with 0 when no random_state is given."""
+def test_held_out_batch_is_deterministic_without_a_random_state(digits):
+    """alpha_reliability="held-out" with random_state=None on a deterministic model gives one
+    batch on every call: the held-out folds are seeded with 0 when no random_state is given."""
     modAL = pytest.importorskip("modAL")
-    from sparse_query import sparse_greedy
     from sparse_query.sampler import _RELIABILITIES
 
     X, y = digits
+    strategy = SparseApproxSampler(solver="greedy", alpha_reliability="held-out")
     al = modAL.models.ActiveLearner(LogisticRegression(max_iter=300), X_training=X[:40],
-                                    y_training=y[:40], query_strategy=sparse_greedy)
+                                    y_training=y[:40], query_strategy=strategy)
     batches, kappas = set(), set()
     for _ in range(4):
         _RELIABILITIES.clear()                      # measured afresh every time
         idx, _ = al.query(X[40:400], n_instances=15)
         batches.add(tuple(np.sort(idx).tolist()))
-        kappas.add(sparse_greedy.reliability_)
+        kappas.add(strategy.reliability_)
     assert len(batches) == 1 and len(kappas) == 1
-    assert sparse_greedy.reliability_source_ == "held-out"
+    assert strategy.reliability_source_ == "held-out"

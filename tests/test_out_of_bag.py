@@ -75,7 +75,7 @@ def test_auto_takes_the_forest_out_of_bag_kappa_without_refits(digits, wrap, mon
     np.testing.assert_allclose([s.reliability_, s.heldout_accuracy_], want)
 
 
-def test_explicit_rule_and_other_labeled_sets_still_cross_validate(digits):
+def test_explicit_rule_cross_validates_and_auto_never_does(digits):
     XL, yL, XP = digits
     model = RandomForestClassifier(40, random_state=0).fit(XL, yL)
     s = SparseApproxSampler(alpha_reliability="held-out", random_state=0)
@@ -83,7 +83,7 @@ def test_explicit_rule_and_other_labeled_sets_still_cross_validate(digits):
     assert s.reliability_source_ == "held-out"
     s = SparseApproxSampler(random_state=0)  # a labeled set the forest was not fitted on
     s.fit_query(XP[90:], model, 10, X_labeled=XP[:90], y_labeled=yL)
-    assert s.reliability_source_ == "held-out"
+    assert s.reliability_source_.startswith("fallback: ") and s.reliability_ is None
 
 
 def test_auto_takes_a_skorch_nets_validation_accuracy_without_refits(digits, monkeypatch):
@@ -109,7 +109,7 @@ def test_auto_takes_a_skorch_nets_validation_accuracy_without_refits(digits, mon
                                [acc, max(0.0, (acc - 0.1) / 0.9)])
 
 
-def test_a_net_without_a_validation_split_is_cross_validated(digits):
+def test_a_net_without_a_validation_split_is_not_refitted(digits):
     skorch = pytest.importorskip("skorch")
     from torch import nn
 
@@ -118,5 +118,8 @@ def test_a_net_without_a_validation_split_is_cross_validated(digits):
         nn.Sequential(nn.Linear(64, 10)), max_epochs=2, lr=0.1, criterion=nn.CrossEntropyLoss,
         train_split=None, verbose=0).fit(XL / 16, yL.astype(np.int64))
     s = SparseApproxSampler(random_state=0)
+    s.fit_query(XP / 16, net, 10, X_labeled=XL / 16, y_labeled=yL)
+    assert s.reliability_source_.startswith("fallback: ") and s.reliability_ is None
+    s = SparseApproxSampler(random_state=0, alpha_reliability="held-out")
     s.fit_query(XP / 16, net, 10, X_labeled=XL / 16, y_labeled=yL)
     assert s.reliability_source_ == "held-out" and s.refit_time_ > 0

@@ -368,6 +368,7 @@ BAD_PARAMS = [
     ({"random_state": -3}, ValueError, r"random_state=-3 must be a non-negative integer"),
     ({"random_state": "seed"}, TypeError, r"random_state must be None, an int"),
     ({"verbose": -1}, ValueError, r"verbose=-1 must be >= 0"),
+    ({"n_jobs": 0}, ValueError, r"n_jobs=0 must be None \(one thread\), -1 \(every core\)"),
 ]
 
 

@@ -113,13 +113,17 @@ def test_auto_temperature_caches_a_net_that_joblib_cannot_hash(data):
 
 @pytest.mark.parametrize("make", MODELS, ids=["skorch", "logreg"])
 def test_alpha_reliability_keeps_global_rng_and_measures_once(make, data):
-    """The default alpha_reliability="auto" fits 3 clones (one per fold) with the global
-    generators preserved, once per fitted model and labeled set, like temperature="auto"."""
+    """alpha_reliability="held-out" fits 3 clones (one per fold) with the global generators
+    preserved, once per fitted model and labeled set, like temperature="auto"; the default
+    "auto" fits none of them."""
     X, y, pool = data
     torch.manual_seed(123)
     model = make().fit(X, y)
     FITS["n"] = 0
-    s = SparseApproxSampler(device="cpu", random_state=0)
+    SparseApproxSampler(device="cpu", random_state=0).fit_query(
+        pool, model, 10, X_labeled=X, y_labeled=y)
+    assert FITS["n"] == 0
+    s = SparseApproxSampler(device="cpu", random_state=0, alpha_reliability="held-out")
     before = _states()
     a = s.fit_query(pool, model, 10, X_labeled=X, y_labeled=y)
     _assert_same(before, _states())
