@@ -30,7 +30,7 @@ from ._temperature_cache import (  # noqa: F401 - tests clear the caches here
     _TEMPERATURES,
     auto_temperature,
 )
-from .backends import pool_backend
+from .backends import SINGLE_CLASS, pool_backend
 from .problem import SparseApproxProblem
 from .solvers import IHT_INITS, PROX_RULES, greedy, proximal_iht
 from ._kinds import choose_embedding
@@ -206,10 +206,9 @@ class SparseApproxSampler(QueryStrategy):
     objective, which credits every copy's uncertainty separately. With fewer distinct rows the
     batch takes all of them plus copies and warns. The same holds on a Dask pool.
 
-    A model that knows a single class (trained on a labeled set with one class) has all-zero
-    embeddings: the sampler warns (``UserWarning``) and returns a uniformly random batch
-    seeded by ``random_state``, so an active-learning loop can continue until a second class
-    is labeled.
+    A model that knows a single class, or whose probabilities are one-hot on the whole pool
+    (a 1-nearest-neighbour classifier), has all-zero embeddings: the sampler warns
+    (``UserWarning``) and returns a uniformly random batch seeded by ``random_state``.
 
     Examples
     --------
@@ -340,7 +339,7 @@ class SparseApproxSampler(QueryStrategy):
                                      progress=self._verbose > 1,
                                      **self.__dict__.get("_backend_options", {}))
         self.temperature_ = self.temperature_source_ = None
-        self.temperature_refit_ = self._single_class = False
+        self.temperature_refit_, self._uninformative = False, None
 
         def temperature():  # resolved only for a model that knows two classes or more
             T, self.temperature_source_, self.temperature_refit_ = timed(
@@ -362,13 +361,13 @@ class SparseApproxSampler(QueryStrategy):
             emb = self._backend.leaf_gradient(
                 est, temperature, class_blocks=True,
                 input_weight=TREE_INPUT_WEIGHT if kind == "leaf-input-gradient" else None)
-        self._single_class = emb is None
-        if emb is not None:
+        self._uninformative = SINGLE_CLASS if emb is None else emb.uninformative
+        if not self._uninformative:
             rel = rel or timed(labeled_reliability, self.alpha_reliability, est, classifier,
                                X_labeled, y_labeled, self.random_state)
             self._operator, self._sigma, self._embedding_dim = emb.operator, emb.sigma, emb.dim
         (self.alpha_reliability_, self.reliability_, self.heldout_accuracy_,
-         self.reliability_source_) = (rel if emb is not None else (None,) * 4)[:4]
+         self.reliability_source_) = (rel if not self._uninformative else (None,) * 4)[:4]
         self.embedding_kind_ = kind
         self.refit_time_ = refit[0]
         self.embedding_time_ = time.perf_counter() - t0 - self.refit_time_
@@ -383,13 +382,8 @@ class SparseApproxSampler(QueryStrategy):
 
     def _select(self, n_instances):
         t0 = time.perf_counter()
-        if self._single_class:
-            warnings.warn(
-                "The estimator knows a single class, so every embedding is zero and carries no "
-                "information; returning a uniformly random batch. Label points of another class "
-                "(or seed the labeled set with every class) to use the sparse approximation.",
-                UserWarning, stacklevel=3,
-            )
+        if self._uninformative:
+            warnings.warn(self._uninformative, UserWarning, stacklevel=3)
             idx = numpy_rng(self.random_state).choice(self.n_pool_, n_instances, replace=False)
             self.weights_ = np.ones(n_instances)
             self.objective_, self.n_iter_, self.converged_, self.history_ = np.nan, 0, True, []

@@ -43,10 +43,13 @@ def _fit(model, X, y):
 
 
 # -- the embedding against brute force ------------------------------------------------------
-def _standardized(X):
+def _standardized(X, per_column=False):
+    """x~ / r_x: centred, one scale (or unit variance per column), unit mean squared norm."""
     sd = X.std(0)
-    Xs = np.where(sd > 0, (X - X.mean(0)) / np.where(sd > 0, sd, 1.0), 0.0)
-    return Xs / np.sqrt((sd > 0).sum())           # unit mean squared row norm
+    Xc = np.where(sd > 0, X - X.mean(0), 0.0)
+    if per_column:
+        Xc = Xc / np.where(sd > 0, sd, 1.0)
+    return Xc / np.sqrt(np.mean((Xc ** 2).sum(1)))
 
 
 def _tiny(n=9, d=4, K=3, seed=0):
@@ -57,14 +60,16 @@ def _tiny(n=9, d=4, K=3, seed=0):
     return p, X
 
 
+@pytest.mark.parametrize("per_column", [False, True])
 @pytest.mark.parametrize("T", [0.0, 0.05, 0.5, 1.0])
-def test_embedding_is_the_expected_gradient_over_classes(T):
+def test_embedding_is_the_expected_gradient_over_classes(T, per_column):
     p, X = _tiny()
+    X[:, 2] *= 30.0                                 # columns of different scales
     n, K = p.shape
-    op, sigma = input_gradient_embedding(np.log(p), X, temperature=T)
+    op, sigma = input_gradient_embedding(np.log(p), X, temperature=T, per_column=per_column)
     z = np.log(p)
     P = np.eye(K)[z.argmax(1)] if T == 0 else np.exp(z / T) / np.exp(z / T).sum(1, keepdims=True)
-    Xs = _standardized(X)
+    Xs = _standardized(X, per_column)
     e = np.zeros((n, K * X.shape[1]))
     spread = np.zeros(n)
     for j in range(n):                     # e_j = sum_y P(y) g_j(y), g_j(y) = (p - e_y) x~
@@ -103,8 +108,7 @@ def test_sparse_inputs_stay_sparse_and_are_scaled_without_centring():
     from sparse_query.operators import SparseFactoredOperator
     assert isinstance(op, SparseFactoredOperator)
     D = X.toarray()
-    rms = np.sqrt((D ** 2).mean(0))
-    Xs = np.where(rms > 0, D / np.where(rms > 0, rms, 1.0), 0.0) / np.sqrt((rms > 0).sum())
+    Xs = D / np.sqrt(np.mean((D ** 2).sum(1)))    # uncentred, one scale
     P = np.exp(np.log(p) / 0.2)
     P /= P.sum(1, keepdims=True)
     e = ((p - P)[:, :, None] * Xs[:, None, :]).reshape(30, -1)
@@ -127,6 +131,8 @@ def test_embedding_bad_inputs():
         input_gradient_embedding(np.log(p), X, temperature="auto")
     with pytest.raises(ValueError, match="weight"):
         input_gradient_embedding(np.log(p), X, temperature=0.1, weight=0.0)
+    with pytest.raises(TypeError, match="per_column must be True or False"):
+        input_gradient_embedding(np.log(p), X, temperature=0.1, per_column="yes")
     bad = X.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or inf"):
@@ -217,6 +223,25 @@ def test_single_class_model_warns_and_returns_a_random_batch(digits):
     with pytest.warns(UserWarning, match="single class"):
         idx = _sampler(alpha_reliability=None).fit_query(pool, model, 5)
     assert len(set(idx.tolist())) == 5
+
+
+@pytest.mark.parametrize("temperature", [0.01, 1.0])
+def test_one_hot_probabilities_give_a_seeded_random_batch_not_the_first_rows(digits, temperature):
+    """1-NN's probabilities are exactly one-hot: e_j = 0 and sigma_j = 0 for every row, so no
+    batch is better than another; the answer is a uniformly random batch (seeded), with a
+    warning that names the fix -- not the pool's first rows, which ties would give."""
+    X, y, pool = digits
+    model = _fit(KNeighborsClassifier(n_neighbors=1), X, y)
+    batches = []
+    for seed in (0, 1, 0):
+        with pytest.warns(UserWarning, match=r"one-hot on every pool point.*uniformly random"):
+            s = SparseApproxSampler(device="cpu", random_state=seed, temperature=temperature)
+            batches.append(s.fit_query(pool, model, 10))
+        assert s.embedding_kind_ == "input-gradient" and s.reliability_source_ is None
+    assert sorted(batches[0].tolist()) != list(range(10))
+    assert np.array_equal(batches[0], batches[2]) and not np.array_equal(batches[0], batches[1])
+    np.testing.assert_array_equal(
+        batches[0], np.random.default_rng(0).choice(len(pool), 10, replace=False))
 
 
 # -- pools -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import torch
 from .._base import is_dask_array
 from ..problem import PoolOperator
 
-__all__ = ["PoolBackend", "PoolEmbedding", "pool_backend"]
+__all__ = ["PoolBackend", "PoolEmbedding", "SINGLE_CLASS", "pool_backend"]
 
 
 @dataclass
@@ -48,11 +48,21 @@ class PoolEmbedding:
         The spreads ``sigma_j`` (on the client: the problem needs them there).
     dim : int
         Dimension of the exact embedding (for ``sketch_dim="auto"``).
+    uninformative : str or None
+        Why the embedding carries no information (then ``operator`` and ``sigma`` are None
+        and the sampler returns a uniformly random batch with this as its warning).
     """
 
-    operator: PoolOperator
-    sigma: torch.Tensor
+    operator: PoolOperator | None
+    sigma: torch.Tensor | None
     dim: int
+    uninformative: str | None = None
+
+
+#: the warning of a model that knows a single class (a backend's ``None`` embedding)
+SINGLE_CLASS = ("The estimator knows a single class, so every embedding is zero and carries no "
+                "information; returning a uniformly random batch. Label points of another class "
+                "(or seed the labeled set with every class) to use the sparse approximation.")
 
 
 class PoolBackend:

@@ -11,12 +11,14 @@ The solver then moves the operator to its device.
 """
 from __future__ import annotations
 
+import torch
+
 from .. import adapters
 from ..adapters._draws import committee_last_layers
 from ..adapters._trees import leaf_last_layer
 from ..embeddings import class_block_gradient_embedding, committee_gradient_embedding
 from ..embeddings import gradient_embedding, posterior_embedding
-from ..embeddings.input_gradient import input_gradient_embedding
+from ..embeddings.input_gradient import SATURATED, input_gradient_embedding
 from ..embeddings.leaf_inputs import leaf_input_gradient_embedding
 from ..problem import DenseOperator
 from . import PoolBackend, PoolEmbedding
@@ -78,6 +80,15 @@ class InMemoryBackend(PoolBackend):
                                    progress=self.progress)
         if pi.logits.shape[1] < 2:
             return None
+        gap = float((1.0 - torch.softmax(torch.as_tensor(pi.logits, dtype=torch.float64), 1)
+                     .max(1).values).max())
+        if gap < SATURATED:  # one-hot on every row: e_j = 0 and sigma_j = 0 at every T
+            return PoolEmbedding(None, None, 0, uninformative=(
+                f"The model's probabilities are within {SATURATED:g} of one-hot on every pool "
+                f"point (largest 1 - max p: {gap:.2g}), so its input-gradient embedding is zero "
+                "and carries no information; returning a uniformly random batch. A model with "
+                "graded probabilities (CalibratedClassifierCV(model), more neighbours for "
+                "k-NN) gives the sparse approximation something to use."))
         op, sigma = input_gradient_embedding(pi.logits, pi.inputs, temperature=temperature())
         return PoolEmbedding(op, sigma, op.space_shape[0] * op.space_shape[1])
 

@@ -2,23 +2,24 @@
 
 For a classifier with ``predict_proba`` but no last linear layer (an SVM, nearest neighbours,
 naive Bayes, histogram boosting, a calibrated model), this is the gradient embedding of a
-linear softmax head that reads the model's standardized inputs ``x~_j`` and whose output is
-the model's own ``log p_j``::
+linear softmax head that reads the model's inputs ``x~_j`` (centred, under one scale) and
+whose output is the model's own ``log p_j``::
 
     e_j     = (p_j - P_j) (outer) x~_j / r_x
     sigma_j = (1/n) (||x~_j|| / r_x) sum_y P_j(y) ||P_j - onehot(y)||
 
-``p_j`` are the model's probabilities and ``P_j = softmax(log p_j / T)``. ``x~`` centres and
-scales every column to unit variance over the pool (dense inputs) or scales it to unit root
-mean square without centring (sparse inputs, which stay CSR); a constant column is zero.
-``r_x`` is the root-mean-square row norm of ``x~`` over the pool (the square root of the
-number of non-constant columns), so the block has unit mean squared norm. It is the gradient
-of the cross-entropy of ``z = log p + W x~ / r_x`` with respect to ``W`` at ``W = 0``, in
-expectation over ``y ~ P_j`` (paper eq. 14 without a bias column).
+``p_j`` are the model's probabilities and ``P_j = softmax(log p_j / T)``. ``x~`` centres every
+column over the pool (dense inputs; sparse ones stay CSR, uncentred) and keeps the columns'
+relative scales -- the geometry the final step reads -- and ``r_x`` is the root-mean-square
+row norm of ``x~`` over the pool, so the block has unit mean squared norm. (On digits, in the
+modAL loop, scaling every column to unit variance instead was 1 AUC point lower on average
+over five models; ``benchmarks/results/proba_models.md``.) It is the gradient of the
+cross-entropy of ``z = log p + W x~ / r_x`` with respect to ``W`` at ``W = 0``, in expectation
+over ``y ~ P_j`` (paper eq. 14 without a bias column).
 
-The same block sits beside a tree ensemble's leaves in
-:mod:`~sparse_query.embeddings.leaf_inputs` (there at a weight against the leaves); both build
-it with :func:`input_block`. Memory: one float32 copy of the (dense) inputs, built chunk by
+The same block, with every column scaled to unit variance, sits beside a tree ensemble's
+leaves in :mod:`~sparse_query.embeddings.leaf_inputs` (there at a weight against the leaves);
+both build it with :func:`input_block`. Memory: one float32 copy of the (dense) inputs, built chunk by
 chunk with no float64 temporaries of the pool's size.
 """
 from __future__ import annotations
@@ -36,6 +37,11 @@ from .gradient import gradient_embedding
 __all__ = ["standardized_inputs", "input_block", "input_gradient_embedding"]
 
 _CHUNK = 16384
+
+#: ``max_j (1 - max_k p_jk)`` below this: the model's probabilities are one-hot on the whole
+#: pool, so ``e_j`` and ``sigma_j`` are (numerically) zero at every temperature; the sampler
+#: then returns a uniformly random batch (``sparse_query.backends.memory``)
+SATURATED = 1e-6
 
 
 def _chunk_rows(X) -> int:
@@ -86,7 +92,8 @@ def standardized_inputs(X):
     return _scaled(X, *_column_stats(X))
 
 
-def input_block(logits: torch.Tensor, inputs, *, temperature: float, weight: float):
+def input_block(logits: torch.Tensor, inputs, *, temperature: float, weight: float,
+                per_column: bool = True):
     """The block ``(p - P) (outer) w x~ / r_x`` and its ``sigma`` (unchecked; shared by
     :func:`input_gradient_embedding` and the leaf-and-input embedding).
 
@@ -100,6 +107,11 @@ def input_block(logits: torch.Tensor, inputs, *, temperature: float, weight: flo
         ``T >= 0`` of the label distribution ``P``.
     weight : float
         ``w > 0``.
+    per_column : bool, default=True
+        True: ``x~`` scales every column to unit variance (dense; unit root mean square when
+        sparse). False: one scale for every column, so ``x~`` keeps the relative scales of
+        the columns the model reads. Either way the block has unit mean squared row norm
+        before ``w``; dense columns are centred, sparse ones not.
 
     Returns
     -------
@@ -109,10 +121,15 @@ def input_block(logits: torch.Tensor, inputs, *, temperature: float, weight: flo
         The block's spread, in the dtype of ``logits``.
     """
     centre, scale = _column_stats(inputs)
-    active = int(np.count_nonzero(scale))  # each such column of x~ has mean square 1: r_x^2
-    if active == 0:
+    active = scale > 0
+    if not active.any():
         return None, None
-    x = _scaled(inputs, centre, scale * (weight / np.sqrt(active)))  # w x~ / r_x, one pass
+    if per_column:  # each active column of x~ has mean square 1: r_x^2 = their number
+        scale = scale * (weight / np.sqrt(np.count_nonzero(active)))
+    else:           # r_x^2 = the sum of the columns' mean squares (variances when centred)
+        spread = np.divide(1.0, scale, out=np.zeros_like(scale), where=active)
+        scale = np.where(active, weight / np.sqrt(np.sum(spread ** 2)), 0.0)
+    x = _scaled(inputs, centre, scale)  # w x~ / r_x, one pass
     if sp.issparse(x):
         emb = gradient_embedding(logits, x, temperature=temperature, bias=False)
         return emb.operator(), emb.sigma.to(logits.dtype)
@@ -125,7 +142,8 @@ def input_block(logits: torch.Tensor, inputs, *, temperature: float, weight: flo
     return FactoredOperator(a.to(h.dtype), h), sigma
 
 
-def input_gradient_embedding(logits, inputs, *, temperature: float, weight: float = 1.0):
+def input_gradient_embedding(logits, inputs, *, temperature: float, weight: float = 1.0,
+                             per_column: bool = False):
     """The embedding of the module docstring: ``(operator, sigma)``.
 
     Parameters
@@ -140,6 +158,10 @@ def input_gradient_embedding(logits, inputs, *, temperature: float, weight: floa
     weight : float, default=1.0
         ``w > 0``: the block is ``(p - P) (outer) w x~ / r_x`` (a global scale of ``e`` and
         ``sigma`` against the solver's ``beta``).
+    per_column : bool, default=False
+        False: ``x~`` is the centred inputs (sparse: uncentred) under one scale for every
+        column, so the head reads the geometry the model reads. True: every column scaled to
+        unit variance (sparse: unit root mean square), as beside a tree ensemble's leaves.
 
     Returns
     -------
@@ -186,7 +208,10 @@ def input_gradient_embedding(logits, inputs, *, temperature: float, weight: floa
     if inputs.shape[0] != n:
         raise ValueError(f"inputs has {inputs.shape[0]} rows but logits has {n}; both must "
                          "describe the same pool, in the same order.")
-    op, sigma = input_block(z, inputs, temperature=float(T), weight=float(w))
+    if not isinstance(per_column, (bool, np.bool_)):
+        raise TypeError(f"per_column must be True or False; got {per_column!r}.")
+    op, sigma = input_block(z, inputs, temperature=float(T), weight=float(w),
+                            per_column=bool(per_column))
     if op is None:
         raise ValueError(
             f"every one of the {inputs.shape[1]} input columns is constant over the pool, so "

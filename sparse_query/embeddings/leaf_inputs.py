@@ -76,7 +76,8 @@ def leaf_input_gradient_embedding(logits, leaves, inputs, *, temperature: float,
     blocks, sigma2 = [emb.operator()], emb.sigma.double() ** 2
     if w > 0:  # the input block, shared with embedding="input-gradient"
         z = torch.as_tensor(logits).to(emb.a.dtype)
-        op_x, sigma_x = input_block(z, inputs, temperature=temperature, weight=w)
+        op_x, sigma_x = input_block(z, inputs, temperature=temperature, weight=w,
+                                     per_column=True)
         if op_x is not None:
             blocks.append(op_x)
             sigma2 = sigma2 + sigma_x.double() ** 2
