@@ -16,6 +16,15 @@ default ``0.1 n^2 / b``; and a random factored K = 10, d = 512 pool of 20,000, s
 
     python benchmarks/bench_iht.py            # writes results/iht.md and results/iht.json
     python benchmarks/bench_iht.py inits      # our IHT from each start (init=...), results/iht_inits.json
+    python benchmarks/bench_iht.py passes --n 30000   # where the passes go, results/iht_passes.md
+
+``passes`` counts, for ``SparseApproxSampler(solver="iht")`` on Gaussian-mixture features
+behind ``nn.Linear(512, 10)`` heads of three logit scales (weights ``c * centres / sqrt(d)``,
+``c`` = 1/16, 1/8, 1/4: the smaller, the less saturated), b = 1,000: the passes over the
+pool's embedding (``project``: one per gradient; ``combine``: one per dense line search and
+per ``v``), the steps of both starts, how many of them left the batch unchanged, dense line
+searches, escapes and prox trials, and the objective, at the defaults and with the
+variants given by ``--variants``.
 """
 from __future__ import annotations
 
@@ -209,6 +218,88 @@ def render(res):
 INITS = ("both", "zero", "fallback")
 
 
+def _counting(obj, name, counter, key):
+    """Wrap ``obj.name`` so that each call adds one to ``counter[key]``; returns an undo."""
+    f = getattr(obj, name)
+
+    def g(*a, **k):
+        counter[key] += 1
+        return f(*a, **k)
+
+    setattr(obj, name, g)
+    return lambda: setattr(obj, name, f)
+
+
+def run_passes(n, variants, scales=(1 / 16, 1 / 8, 1 / 4), d=512, b=1000):
+    """Pass and step counts of one IHT query per (head scale, variant); see the docstring."""
+    import collections
+
+    import sparse_query.solvers.iht_solver as ih
+    from sparse_query import SparseApproxSampler
+    from sparse_query.operators.dense import FactoredOperator
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    centres = np.random.default_rng(0).normal(size=(10, d)).astype(np.float32)
+    X = torch.from_numpy(centres[rng.integers(0, 10, n)]
+                         + 1.5 * rng.standard_normal((n, d), dtype=np.float32))
+    rows = []
+    for c in scales:
+        head = torch.nn.Linear(d, 10)
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(centres) * c / d ** 0.5)
+            head.bias.zero_()
+            top = float(torch.softmax(head(X[:20000]), 1).max(1).values.mean())
+        for label in variants:
+            kw = json.loads(label)
+            s = SparseApproxSampler(solver="iht", device="cpu", random_state=0, **kw).fit(X, head)
+            count = collections.Counter()
+            changes = []
+            step = ih._Iht.step
+
+            def counted_step(self, z, phi_z, obj, sel, momentum):
+                out = step(self, z, phi_z, obj, sel, momentum)
+                count["steps"] += 1
+                if out is not None and sel is not None:
+                    changes.append(int((~torch.isin(out[0], sel)).sum()))
+                return out
+
+            ih._Iht.step = counted_step
+            undo = [lambda: setattr(ih._Iht, "step", step),
+                    _counting(FactoredOperator, "project", count, "project"),
+                    _counting(FactoredOperator, "combine", count, "combine"),
+                    _counting(ih._Iht, "dense_line_search", count, "dense_ls"),
+                    _counting(ih._Iht, "escape", count, "escapes"),
+                    _counting(ih._Iht, "trial", count, "trials")]
+            try:
+                t0 = time.perf_counter()
+                s.query(b)
+                secs = time.perf_counter() - t0
+            finally:
+                for u in undo:
+                    u()
+            rows.append(dict(scale=c, top_p=top, variant=label, objective=s.objective_,
+                             n_iter=s.n_iter_, seconds=secs, unchanged=sum(x == 0 for x in changes),
+                             load=os.getloadavg()[0], **count))
+            print(rows[-1], flush=True)
+    L = ["# Where proximal IHT's passes go on unsaturated heads", "",
+         f"`python benchmarks/bench_iht.py passes --n {n}`: n = {n:,}, d = {d}, b = {b}, K = 10, "
+         "a tensor pool, 1 thread. project / combine: passes over the embedding (each about one "
+         "head pass); steps: proximal steps of both starts (the fallback's spread start runs "
+         "when the zero start is not below the hashed batch); unchanged: steps that kept the "
+         "batch; n_iter: the returned run's iterations. Seconds are wall time on the loaded "
+         "2-core machine (load in the last column).", "",
+         "| head scale | mean top p | variant | objective | n_iter | steps | unchanged | project | "
+         "combine | dense LS | escapes | trials | s | load |",
+         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        L.append(f"| {r['scale']:.4g} | {r['top_p']:.2f} | `{r['variant']}` | {r['objective']:.6g} | "
+                 f"{r['n_iter']} | {r.get('steps', 0)} | {r['unchanged']} | {r.get('project', 0)} | "
+                 f"{r.get('combine', 0)} | {r.get('dense_ls', 0)} | {r.get('escapes', 0)} | "
+                 f"{r.get('trials', 0)} | {r['seconds']:.2f} | {r['load']:.1f} |")
+    return L
+
+
 def run_inits():
     """Our IHT from each start of ``INITS`` on every case, next to the random batch."""
     torch.set_num_threads(1)
@@ -242,6 +333,18 @@ if __name__ == "__main__":
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / "iht_inits.json").write_text(json.dumps(res, indent=1))
         print("below a random batch:", res["meta"]["below_random"], "of", res["meta"]["cases"])
+    elif len(sys.argv) > 1 and sys.argv[1] == "passes":
+        import argparse
+
+        ap = argparse.ArgumentParser()
+        ap.add_argument("part")
+        ap.add_argument("--n", type=int, default=30000)
+        ap.add_argument("--variants", nargs="+",
+                        default=["{}", '{"patience": 3}', '{"iht_init": "zero"}'])
+        a = ap.parse_args()
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "iht_passes.md").write_text("\n".join(run_passes(a.n, a.variants)) + "\n")
+        print("wrote", OUT / "iht_passes.md")
     elif len(sys.argv) > 1 and sys.argv[1] == "render":
         res = json.loads((OUT / "iht.json").read_text())
         (OUT / "iht.md").write_text("\n".join(render(res)) + "\n")

@@ -19,6 +19,15 @@ Parts:
     the default sampler at their defaults: seconds in fit and in the solve, iterations, sketch,
     peak extra memory.
 
+``unsaturated``
+    The pool of ``large`` behind a head whose logits are not saturated (``nn.Linear(d, 10)``
+    with weights ``centres / (8 sqrt(d))``, mean top probability ~0.64, where IHT runs its
+    full course), passed as a numpy ``float32`` array and as a tensor of the same data, one
+    after the other in one process: fit, solve, total, iterations, one forward pass of the
+    head over the pool, and the extra peak RSS (over the inputs) per row.
+
+    python benchmarks/bench_speed.py unsaturated --n 1000000 --d 512 --b 1000
+
 ``threads``
     The default query on scikit-learn digits (``LogisticRegression`` on 100 labels, b = 10),
     median of ``--repeats`` ``fit_query`` calls, each configuration in its own process:
@@ -199,6 +208,68 @@ def large(args):
                    load=os.getloadavg()[0], **info)
         rows.append(row)
         print(json.dumps(row), flush=True)
+    return rows
+
+
+def _unsaturated_pool(n, d):
+    """``_features``'s mixture behind ``nn.Linear(d, 10)`` with weights ``centres / (8 sqrt d)``
+    (its logits differ by a few units: probabilities well inside (0, 1))."""
+    X, _ = _features(n, d, seed=0)
+    centres = np.random.default_rng(0).normal(size=(10, d)).astype(np.float32)
+    head = torch.nn.Linear(d, 10)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(centres) / (8 * d ** 0.5))
+        head.bias.zero_()
+    return X, head.eval()
+
+
+def _head_pass(head, X, chunk=65536, repeats=3):
+    """Median seconds of one forward pass of ``head`` over the pool (float32 tensor chunks)."""
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for s in range(0, X.shape[0], chunk):
+                head(torch.as_tensor(X[s:s + chunk]))
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def unsaturated(args):
+    X, head = _unsaturated_pool(args.n, args.d)
+    with torch.no_grad():
+        top = torch.softmax(head(torch.from_numpy(X[:20000])), 1).max(1).values
+    pass_s = _head_pass(head, X)
+    inputs_mb = X.nbytes / 2**20
+    rows = []
+    for kind in args.pools:
+        pool = X if kind == "numpy" else torch.from_numpy(X)  # the same memory either way
+        for name in args.methods:
+            gc.collect()
+            t, _, info = _time(_factory(name, args.device), pool, head, args.b, None, None, 1, 0)
+            row = dict(n=args.n, d=args.d, b=args.b, pool=kind, method=name, seconds=t,
+                       head_pass_s=pass_s, x_head_pass=t / pass_s,
+                       mean_top_probability=float(top.mean()), inputs_mb=inputs_mb,
+                       load=os.getloadavg()[0], **info)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    L = [f"# Unsaturated head: numpy and tensor pools through `fit_query`", "",
+         f"`python benchmarks/bench_speed.py {' '.join(sys.argv[1:])}`: n = {args.n:,}, d = "
+         f"{args.d}, b = {args.b}, K = 10, mean top probability {float(top.mean()):.2f}, "
+         f"{args.threads} torch thread(s), one process, rows in order. One head pass over the "
+         f"pool: {pass_s:.3f} s. Peak = extra RSS over the {inputs_mb:,.0f} MB pool.", "",
+         "Wall times on a loaded machine drift with the other jobs; the CPU seconds of the "
+         "calling thread (torch runs one thread) are the steadier comparison.", "",
+         "| pool | method | fit s | solve s | total s | CPU s | x head pass | iterations | "
+         "solver, sketch | peak +MB | load |", "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        L.append(f"| {r['pool']} | {r['method']} | {r['embedding_time']:.2f} | "
+                 f"{r['solve_time']:.2f} | {r['seconds']:.2f} | {r['cpu_seconds']:.2f} | "
+                 f"{r['x_head_pass']:.0f} | "
+                 f"{r['n_iter']} | {r['solver']}, {r['sketch_dim']} | {r['peak_mb']:.0f} | "
+                 f"{r['load']:.1f} |")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / f"speed_unsaturated{args.tag}.md").write_text("\n".join(L) + "\n")
     return rows
 
 
@@ -407,7 +478,14 @@ def main(argv=None):
     g.add_argument("--d", type=int, default=512)
     g.add_argument("--b", type=int, default=1000)
     g.add_argument("--methods", nargs="+", default=["iht", "default"])
-    for p in (a, g):
+    u = sub.add_parser("unsaturated")
+    u.add_argument("--n", type=int, default=1_000_000)
+    u.add_argument("--d", type=int, default=512)
+    u.add_argument("--b", type=int, default=1000)
+    u.add_argument("--pools", nargs="+", default=["numpy", "tensor"],
+                   choices=["numpy", "tensor"])
+    u.add_argument("--methods", nargs="+", default=["iht"])
+    for p in (a, g, u):
         p.add_argument("--device", default="cpu")
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--out", default=str(OUT))
@@ -434,7 +512,7 @@ def main(argv=None):
                 load_start=os.getloadavg(), torch=torch.__version__,
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 argv=sys.argv[1:], sparse_query=_code_version())
-    rows = acq(args) if args.part == "acq" else large(args)
+    rows = {"acq": acq, "large": large, "unsaturated": unsaturated}[args.part](args)
     meta["load_end"] = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
