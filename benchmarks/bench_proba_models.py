@@ -214,7 +214,9 @@ def report():
         "`HistGradientBoostingClassifier(max_iter=50)`, `calibrated` = "
         "`CalibratedClassifierCV(LinearSVC(), cv=2)`, `gb` = "
         "`GradientBoostingClassifier(n_estimators=50)`. The last two columns compare `ours` "
-        "(`ours-input` for `gb`) with random sampling and with the best non-`ours` strategy.",
+        "(`ours-input` for `gb`) with random sampling and with the best non-`ours` strategy. "
+        "Every `ours` run is at `alpha_reliability=\"auto\"`, which refits none of these models "
+        "(`alpha` as given).",
         "",
         "## Seeds 0-4 (the input scaling was chosen here)",
         "",
