@@ -373,28 +373,31 @@ def out_of_bag_proba(estimator, X_labeled):
     except AttributeError:  # a scikit-learn without the forests' estimators_samples_
         return None
     features = getattr(est, "estimators_features_", None)
-    X = _to_numpy(_apply(transforms, X_labeled), np.float32)
-    if X.ndim != 2:
+    X = np.ascontiguousarray(_to_numpy(_apply(transforms, X_labeled), np.float32))
+    if X.ndim != 2 or X.shape[1] != getattr(est, "n_features_in_", X.shape[1]):
         return None
     n, k = X.shape[0], len(est.classes_)
     total, votes = np.zeros((n, k)), np.zeros(n)
     for t, (tree, drawn) in enumerate(zip(est.estimators_, samples)):
         cols = None if features is None else np.asarray(features[t])
-        Xt = X if cols is None else X[:, cols]
+        Xt = X if cols is None else np.ascontiguousarray(X[:, cols])
         inbag = np.zeros(n, dtype=bool)
         if len(drawn) and (np.max(drawn) >= n or np.min(drawn) < 0):
             return None
         inbag[drawn] = True
-        leaves = tree.apply(Xt[inbag])
+        # the fitted tree's own traversal (tree.apply less its per-call input checks, which
+        # cost more than the traversal on a labeled set)
+        leaves = tree.tree_.apply(Xt)
         is_leaf = tree.tree_.children_left == -1
-        filled = np.bincount(leaves, minlength=tree.tree_.node_count)
+        filled = np.bincount(leaves[inbag], minlength=tree.tree_.node_count)
         if not np.array_equal(filled[is_leaf], tree.tree_.n_node_samples[is_leaf]):
             return None
         out = ~inbag
         if not out.any():
             continue
-        p = tree.predict_proba(Xt[out])
-        total[np.ix_(out, np.asarray(tree.classes_, dtype=np.int64))] += p
+        v = tree.tree_.value[leaves[out], 0, :]       # predict_proba: the leaf's class shares
+        total[np.ix_(out, np.asarray(tree.classes_, dtype=np.int64))] += (
+            v / np.maximum(v.sum(1, keepdims=True), np.finfo(float).tiny))
         votes[out] += 1
     covered = votes > 0
     total[covered] /= votes[covered, None]
