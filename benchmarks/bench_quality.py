@@ -299,8 +299,8 @@ PEERS = ("modal-ubs", "badge", "coreset", "bald")
 def _matrix(rows, cells):
     """One line per (family, dataset): the default sampler against random and the best peer."""
     out = ["| family | dataset | seeds | `ours` (embedding) AUC − random | best peer: AUC − random "
-           "| `ours` − best peer | `ours` ≥ random on every seed | previous default "
-           f"(trees: `{LEAVES[5:]}`, others: `{PREV}`) − random |",
+           "| `ours` − best peer | `ours` ≥ random on every seed | trees: "
+           f"`{LEAVES[5:]}`, others: `{PREV}` − random |",
            "|---|---|---|---|---|---|---|---|"]
     order = list(FAMILIES)
     for d, f in sorted(cells, key=lambda c: (order.index(c[1]), c[0])):
