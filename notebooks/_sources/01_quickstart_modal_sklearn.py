@@ -136,13 +136,15 @@ print(f"guess accuracy on the batch: {(guess == y_pool[chosen]).mean():.2f}  "
 #   $\sigma_j$ is the spread of the gradient over the possible labels of $j$. Labelling such a
 #   point removes that spread.
 # * $\alpha$ trades the two (`alpha`, default 0.1; with `alpha_scale="pool"` it is rescaled by
-#   $n^2/b$ so the same value means the same trade-off on any pool and batch size). By default
-#   (`alpha_reliability="auto"`) it is also multiplied by $\kappa$, the model's
-#   chance-corrected 3-fold cross-validated accuracy on the labeled set (0 at chance, 1 when
-#   every held-out label is predicted): $\sigma_j$ is computed under the model's own label
-#   distribution, which is only worth trusting as far as the model predicts labels it has not
-#   seen. It costs three fits of clones of the model per query; `alpha_reliability=None`
-#   skips them.
+#   $n^2/b$ so the same value means the same trade-off on any pool and batch size). It can
+#   also be multiplied by $\kappa$, the model's chance-corrected accuracy on labeled points
+#   it did not train on (0 at chance, 1 when every held-out label is predicted): $\sigma_j$
+#   is computed under the model's own label distribution, which is only worth trusting as far
+#   as the model predicts labels it has not seen. The default (`alpha_reliability="auto"`)
+#   does so only where the model already holds such predictions (a bootstrap forest's
+#   out-of-bag predictions, a skorch net's validation split) and never refits the model: the
+#   logistic regression here keeps $\alpha$ as given. `alpha_reliability="held-out"`
+#   cross-validates three copies of any model on the labeled set (three fits per query).
 # * The **temperature** $T$ decides which label distribution the expectations use,
 #   $P_j = \mathrm{softmax}(z_j / T)$. At $T = 1$ (the model's own probabilities) every $e_j$
 #   is zero: the bias term vanishes and the sampler is pure uncertainty sampling. As
@@ -158,9 +160,8 @@ print(f"guess accuracy on the batch: {(guess == y_pool[chosen]).mean():.2f}  "
 
 # %%
 print(f"temperature used:  {sparse_greedy.temperature_}  ({sparse_greedy.temperature_source_})")
-print(f"held-out accuracy {sparse_greedy.heldout_accuracy_:.3f} -> kappa "
-      f"{sparse_greedy.reliability_:.3f} ({sparse_greedy.reliability_source_})")
-print(f"alpha given to the problem (alpha * n^2 / b * kappa): {sparse_greedy.alpha_effective_:.4g}")
+print(f"reliability: {sparse_greedy.reliability_source_}")
+print(f"alpha given to the problem (alpha * n^2 / b): {sparse_greedy.alpha_effective_:.4g}")
 print(f"objective of the batch: {sparse_greedy.objective_:.4g}")
 print(f"embedding: {sparse_greedy.embedding_time_ * 1e3:.1f} ms, "
       f"solver: {sparse_greedy.solve_time_ * 1e3:.1f} ms")
@@ -307,6 +308,7 @@ for name, r in results.items():
 # * Without modAL: `SparseApproxSampler(...).fit(X_pool, fitted_model).query(b)` returns `b`
 #   pool indices.
 # * The knobs that matter are the temperature (uncertainty ↔ representation) and `alpha`
-#   (scaled by default by how well the model predicts held-out labels);
+#   (scaled by how well the model predicts held-out labels where the model measures that
+#   itself, or with `alpha_reliability="held-out"`);
 #   `solver="iht"` scales better with the batch size than `"greedy"` (notebook 4), and the
 #   default `solver="auto"` picks whichever costs fewer operations for the pool and batch.

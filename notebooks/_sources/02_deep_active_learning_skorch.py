@@ -176,11 +176,11 @@ print(f"total {time.perf_counter() - t_start:.0f}s")
 # same pass (capturing the 84 penultimate features) and then a selection step: BADGE's
 # k-means++ seeding costs one pass over the pool per chosen point, IHT one pass per
 # iteration whatever the batch size. On a pool of a few thousand images all of this is far
-# cheaper than retraining the network. The sparse sampler's seconds per query are mostly three
-# such retrainings: by default (`alpha_reliability="auto"`) it fits three clones of the net on
-# folds of the labeled set to measure how far the variance term can trust the model
-# (`reliability_`, the chance-corrected held-out accuracy that multiplies `alpha`);
-# `alpha_reliability=None` skips them.
+# cheaper than retraining the network. The default never retrains the net inside a query
+# (`alpha_reliability="auto"` reads a held-out accuracy only from a net trained with a
+# validation split, and this one has none); `alpha_reliability="held-out"` would fit three
+# copies of the net on folds of the labeled set per query to measure how far the variance
+# term can trust the model.
 
 # %%
 fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
@@ -212,10 +212,9 @@ for name, r in results.items():
 # ## Where the sparse sampler spends its time
 #
 # A fitted `SparseApproxSampler` records both halves of a query: `embedding_time_` (forward
-# pass over the pool, last-layer features, the embedding, and the held-out fits of
-# `alpha_reliability` when there is a labeled set: none is given here, so
-# `reliability_source_` says it fell back) and `solve_time_` (IHT). On this pool the forward
-# pass dominates; the solver's share grows with the pool (and shrinks again with
+# pass over the pool, last-layer features and the embedding; fits of copies under
+# `alpha_reliability="held-out"` go to `refit_time_` instead) and `solve_time_` (IHT). On
+# this pool the forward pass dominates; the solver's share grows with the pool (and shrinks again with
 # `sketch_dim`, see notebook 4).
 
 # %%

@@ -230,10 +230,9 @@ for model_name, make_model in MODELS.items():
 # The table gives the normalised area under each curve and the seconds per query. Expect
 # BatchBALD to be by far the slowest: it re-scores the whole pool against a growing set of
 # joint configurations for every point it adds, while BALD costs about one pass of posterior
-# draws over the pool plus a cheap selection. The sparse sampler pays that pass and, by
-# default, three trainings of clones of the net on folds of the labeled set
-# (`alpha_reliability="auto"` scales `alpha` by the model's chance-corrected held-out
-# accuracy), which is most of its time per query here; `alpha_reliability=None` skips them.
+# draws over the pool plus a cheap selection. The sparse sampler pays that pass, the
+# embedding and the solver; it never retrains the net inside a query by default
+# (`alpha_reliability="held-out"` would add three trainings of copies per query).
 
 # %%
 fig, axes = plt.subplots(1, len(MODELS), figsize=(11, 4), sharey=True)
@@ -279,9 +278,8 @@ for (model_name, name), r in results.items():
 #   and modAL `Committee`s, whose members are the draws. It has to be asked for, as here:
 #   the default `embedding="auto"` gives MC-dropout and variational nets (which have a last
 #   layer) the gradient embedding, tree ensembles leaf-indicator gradients (beside their
-#   inputs when the held-out accuracy is near chance) and committees
+#   inputs when the out-of-bag accuracy is near chance) and committees
 #   their members' gradients.
 # * The price of a batch-aware Bayesian strategy differs enormously: BatchBALD pays for
 #   joint entropies (seconds per query even with `n_configurations=200`), the sparse
-#   sampler for an $n \times M$ embedding, a few IHT iterations and (by default) three
-#   trainings of the model for `alpha_reliability`.
+#   sampler for an $n \times M$ embedding and a few IHT iterations.
