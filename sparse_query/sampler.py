@@ -183,6 +183,10 @@ class SparseApproxSampler(QueryStrategy):
     converged_ : bool
     history_ : list of float
         Objective per solver step.
+    result_ : SolverResult
+        The solver's whole answer (:class:`~sparse_query.problem.SolverResult`).
+    query_scores_ : ndarray of shape (n_instances,)
+        The batch's solver weights (NaN for a random batch), as the modAL 0.4.2.1 call returns.
     embedding_time_ : float
         Seconds spent in :meth:`fit` on inference and the embedding (refits excluded).
     refit_time_ : float

@@ -84,6 +84,30 @@ def test_readme_references_only_files_that_exist():
     assert 'pip install ".[dask]"' in README
 
 
+def _listed_attributes(text, start):
+    """The backticked ``name_`` attributes of the paragraph of ``text`` that begins at ``start``."""
+    para = text[text.index(start):].split("\n\n")[0]
+    return set(re.findall(r"`([a-z][a-z_]*_)`", para))
+
+
+def test_learned_attribute_lists_match_a_fitted_sampler():
+    """The parameters page lists every attribute a query leaves (and only those); the README's
+    shorter list names only real ones, the reliability attributes among them."""
+    from sparse_query import SparseApproxSampler
+    from sklearn.linear_model import LogisticRegression
+    Xd, yd = load_digits(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(Xd[:60] / 16, yd[:60])
+    s = SparseApproxSampler(random_state=0)
+    s.fit_query(Xd[60:400] / 16, model, 5, X_labeled=Xd[:60] / 16, y_labeled=yd[:60])
+    learned = {k for k in vars(s) if k.endswith("_") and not k.startswith("_")}
+    page = (ROOT / "docs" / "user_guide" / "parameters.md").read_text()
+    assert _listed_attributes(page, "After a query:") == learned
+    readme = _listed_attributes(README, "After a query the sampler keeps")
+    assert readme <= learned
+    assert {"heldout_accuracy_", "reliability_", "alpha_reliability_",
+            "reliability_source_", "refit_time_"} <= readme
+
+
 def test_cli_help_shows_every_option_with_its_default():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-m", "benchmarks.harness", "--help"], env=env,
