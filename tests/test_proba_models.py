@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits
 from sklearn.ensemble import (
@@ -380,3 +381,36 @@ def test_gradient_boosting_under_auto(digits):
         _sampler().fit_query(pool, gb, 5)
     s = _sampler(embedding="input-gradient")
     assert len(set(s.fit_query(pool, gb, 5).tolist())) == 5
+
+
+class _Scores(ClassifierMixin, BaseEstimator):
+    """A fitted classifier whose predict_proba is softmax probabilities, cast and offset."""
+
+    def __init__(self, dtype=np.float64, offset=0.0):
+        self.dtype, self.offset = dtype, offset
+        self.classes_, self.n_features_in_ = np.arange(3), 4
+
+    def fit(self, X, y):
+        return self
+
+    def predict_proba(self, X):
+        z = np.asarray(X)[:, :3]
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        return (p + self.offset / 3).astype(self.dtype)
+
+
+@pytest.mark.parametrize("dtype, offset, ok", [
+    (np.float32, 6e-6, True),     # float32 rounding of a real predict_proba (sklearn 1.9's NB)
+    (np.float64, 6e-6, False),    # the same miss in float64 is not rounding
+    (np.float32, 1e-3, False),    # scores, not probabilities
+])
+def test_probability_check_allows_float32_rounding_only(dtype, offset, ok):
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    model = _Scores(dtype, offset)
+    if ok:
+        out = proba_inputs(model, X)
+        assert out.logits.shape == (40, 3)
+    else:
+        with pytest.raises(EmbeddingNotSupportedError, match="not probabilities"):
+            proba_inputs(model, X)

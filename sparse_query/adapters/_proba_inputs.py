@@ -146,11 +146,15 @@ def proba_inputs(estimator, X, *, batch_size: int = 1024, progress: bool = False
     X, n = _prepare_X(X)
     own = (not transforms and isinstance(X, np.ndarray) and X.ndim == 2
            and X.dtype.kind in "fiub")
-    xs, ps = [], []
+    xs, ps, tol = [], [], 1e-6
     with _progress(n, bool(progress), "probabilities") as bar:
         for start, stop, chunk in _chunks(X, n, batch_size, bar):
             x = _apply(transforms, chunk)
-            p = np.asarray(est.predict_proba(x), dtype=np.float64)
+            p = np.asarray(est.predict_proba(x))
+            if p.dtype.kind == "f":  # a float32 predict_proba (scikit-learn 1.9's GaussianNB
+                # on a float32 pool) sums to 1 within some 1e-5; scores miss by far more
+                tol = max(tol, 100 * float(np.finfo(p.dtype).eps))
+            p = p.astype(np.float64, copy=False)
             if start == 0 and transforms:  # the pipeline's own answer, on the first chunk
                 q = np.asarray(outer.predict_proba(chunk), dtype=np.float64)
                 diff = float(np.abs(p - q).max()) if p.shape == q.shape else np.inf
@@ -169,7 +173,7 @@ def proba_inputs(estimator, X, *, batch_size: int = 1024, progress: bool = False
             f"{who}.predict_proba returned shape {p.shape} for {n} rows; a single-output "
             "classifier returns (n_samples, n_classes).")
     if (not np.isfinite(p).all() or p.min() < -1e-9
-            or np.abs(p.sum(axis=1) - 1.0).max() > 1e-6):
+            or np.abs(p.sum(axis=1) - 1.0).max() > tol):
         raise EmbeddingNotSupportedError(
             f"{who}.predict_proba returns rows that are not probabilities (values in "
             f"[{np.nanmin(p):.4g}, {np.nanmax(p):.4g}], row sums off 1 by up to "
