@@ -56,6 +56,7 @@ SECTIONS = [
             omit=("k-center vs BADGE", "The default at n = 1M", "n = 100k, d = 512",
                   "Greedy's time per point", "LogisticRegression on 64 raw features",
                   "scikit-activeml")),
+    Section("speed_sidebyside.md", level=3),  # benchmarks/speed_sidebyside.py
     Section("speed_unsaturated.md", level=3,   # benchmarks/bench_speed.py unsaturated
             note="*Measured at `a3bb245-dirty` (the `sparse_query.commit` of "
                  "`speed_unsaturated.json`).*"),
