@@ -29,11 +29,7 @@ N_FOLDS = 3
 
 
 class ReliabilityError(ValueError):
-    """The held-out accuracy could not be measured (the message says why and what to do);
-    ``fit_failed`` is True when a clone of the model raised in ``fit`` or ``predict_proba``
-    (rather than the labeled set or the model's type ruling the measurement out)."""
-
-    fit_failed = False
+    """The held-out accuracy could not be measured (the message says why and what to do)."""
 
 
 def _take(X, idx):
@@ -134,12 +130,10 @@ def heldout_reliability(members, X_labeled, y_labeled, *, n_classes: int | None 
         except ReliabilityError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of a user model: say so, stop
-            err = ReliabilityError(
+            raise ReliabilityError(
                 "alpha_reliability='held-out' could not fit or predict a clone of the model "
                 f"on a fold of the labeled set ({type(exc).__name__}: {exc}). Pass "
-                "alpha_reliability=None.")
-            err.fit_failed = True
-            raise err from exc
+                "alpha_reliability=None.") from exc
         hits += int((classes[p.argmax(axis=1)] == y[test]).sum())
     return _chance_corrected(hits / n, len(classes) if n_classes is None else n_classes)
 
