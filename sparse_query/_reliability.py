@@ -38,8 +38,8 @@ from ._temperature_cache import (
 
 ALPHA_RELIABILITIES = ("auto", "held-out", "held-out-squared")
 
-#: the rule ``alpha_reliability="auto"`` applies when kappa can be measured (chosen on the
-#: quality matrix and re-checked on fresh seeds: benchmarks/results/quality_matrix.md)
+#: the rule ``alpha_reliability="auto"`` applies to a kappa the model already holds
+#: (out-of-bag or validation predictions; benchmarks/results/quality_default.md)
 AUTO_RULE = "held-out"
 
 #: why ``alpha_reliability="auto"`` keeps ``alpha`` as given for a model without held-out
