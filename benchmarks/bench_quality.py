@@ -156,7 +156,12 @@ def _fit(member, X, y, seed):
     return fit_model(member, X, y, seed)
 
 
-def _strategy(spec, seed):
+#: scikit-activeml 1.0.1's pool strategies, called as its documentation calls them
+#: (``benchmarks/bench_peers.py``'s ``SkactivemlStrategy``; single-model families only)
+SKAL = ("clue", "typiclust", "falcun", "maxherding", "badge-skal")
+
+
+def _strategy(spec, seed, n_classes=None):
     import sparse_query as sq
 
     name, _, rest = spec.partition(":")
@@ -170,6 +175,9 @@ def _strategy(spec, seed):
         return uncertainty_batch_sampling
     if name == "ours":
         return sq.SparseApproxSampler(**{**common, **params})
+    if name in SKAL:
+        from benchmarks.bench_peers import SkactivemlStrategy
+        return SkactivemlStrategy(name, n_classes, seed)
     cls = {"random": sq.RandomSampling, "coreset": sq.BayesianCoreset, "bald": sq.BALD,
            "badge": sq.BADGE, "entropy": sq.EntropySampling}[name]
     return cls(**{**common, **params})
@@ -196,7 +204,7 @@ def run_one(dataset, family, spec, seed, seed_size, batch, rounds, max_pool=None
     Xp = split.X_pool.astype(np.float32)
     labeled = np.zeros(n_pool, dtype=bool)
     labeled[initial_labeled(n_pool, seed_size, seed)] = True
-    strategy = _strategy(spec, seed)
+    strategy = _strategy(spec, seed, split.n_classes)
     labels, accs, qtimes, kinds = [], [], [], []
     for r in range(rounds + 1):
         idx = np.flatnonzero(labeled)

@@ -26,7 +26,15 @@ default's AUC per (family, dataset, seed) is read from those stores without a re
 Each cell is paired by seed against random sampling of the same store (same split, same seed
 labels), against the previous default (``ours``: ``alpha`` times a 3-fold cross-validated
 ``kappa``, three refits per query) and against the best peer of the cell (modAL's
-``uncertainty_batch_sampling``, BADGE, Bayesian Coreset, BALD, whichever ran).
+``uncertainty_batch_sampling``, BADGE, Bayesian Coreset, BALD, whichever ran; for rf, et and
+bagging also scikit-activeml's Clue, TypiClust, Falcun, MaxHerding and Badge, stored in
+``benchmarks/results/quality_peers/``)::
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --out /tmp/qp \
+        --seeds 0 1 2 3 4 5 6 7 8 9 --families rf et bagging --datasets digits mnist1d mnist \
+        --strategies clue typiclust falcun maxherding badge-skal
+    python benchmarks/compact_results.py /tmp/qp && cp /tmp/qp/records.jsonl \
+        benchmarks/results/quality_peers/records.jsonl
 """
 from __future__ import annotations
 
@@ -46,6 +54,9 @@ FAMILIES = ["rf", "et", "gb", "bagging", "committee-sk", "committee-skorch", "mc
             "vlinear"]
 DATASETS = ["digits", "mnist1d", "mnist"]
 PEERS = ("modal-ubs", "badge", "coreset", "bald")
+#: scikit-activeml 1.0.1's strategies, run on the single-model tree families (rf, et, bagging)
+SKAL = ("clue", "typiclust", "falcun", "maxherding", "badge-skal")
+SKAL_STORE = os.path.join(RESULTS, "quality_peers")
 PREV = "alpha_reliability=None"
 
 
@@ -95,10 +106,15 @@ def check():
 
 
 def rows():
-    new = _records(NEW)
+    new, skal = _records(NEW), _records(SKAL_STORE)
     table = []
     for seeds, folder in STORES.items():
         recs = _records(folder)
+        span = range(0, 5) if seeds == "0-4" else range(5, 10)
+        for key, runs in skal.items():  # the peers' runs of this seed set, beside the matrix's
+            runs = {s: r for s, r in runs.items() if s in span}
+            if runs:
+                recs[key] = runs
         oob = {(r["dataset"], r["family"], r["strategy"]): r
                for r in json.load(open(OOB[seeds]))}
         for fam in FAMILIES:
@@ -131,7 +147,7 @@ def rows():
                 if cur is None and prev:
                     row["vs_prev"] = (row["default"] - 100 * np.mean(
                         [r["auc"] for r in prev.values()]), None, None, len(prev))
-                peers = {p: recs[(ds, fam, p)] for p in PEERS if (ds, fam, p) in recs}
+                peers = {p: recs[(ds, fam, p)] for p in PEERS + SKAL if (ds, fam, p) in recs}
                 if peers:
                     best = max(peers, key=lambda p: np.mean([r["auc"] for r in
                                                              peers[p].values()]))
