@@ -157,7 +157,8 @@ def _fit(member, X, y, seed):
 
 
 #: scikit-activeml 1.0.1's pool strategies, called as its documentation calls them
-#: (``benchmarks/bench_peers.py``'s ``SkactivemlStrategy``; single-model families only)
+#: (``benchmarks/bench_peers.py``'s ``SkactivemlStrategy``; single-model families only: a
+#: modAL committee is not one classifier)
 SKAL = ("clue", "typiclust", "falcun", "maxherding", "badge-skal")
 
 

@@ -26,13 +26,13 @@ default's AUC per (family, dataset, seed) is read from those stores without a re
 Each cell is paired by seed against random sampling of the same store (same split, same seed
 labels), against the previous default (``ours``: ``alpha`` times a 3-fold cross-validated
 ``kappa``, three refits per query) and against the best peer of the cell (modAL's
-``uncertainty_batch_sampling``, BADGE, Bayesian Coreset, BALD, whichever ran; for rf, et and
-bagging also scikit-activeml's Clue, TypiClust, Falcun, MaxHerding and Badge, stored in
-``benchmarks/results/quality_peers/``)::
+``uncertainty_batch_sampling``, BADGE, Bayesian Coreset, BALD, whichever ran; for rf, et,
+bagging, mc-dropout and vlinear also scikit-activeml's Clue, TypiClust, Falcun, MaxHerding and
+Badge, stored in ``benchmarks/results/quality_peers/``)::
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_quality.py --out /tmp/qp \
-        --seeds 0 1 2 3 4 5 6 7 8 9 --families rf et bagging --datasets digits mnist1d mnist \
-        --strategies clue typiclust falcun maxherding badge-skal
+        --seeds 0 1 2 3 4 5 6 7 8 9 --families rf et bagging mc-dropout vlinear \
+        --datasets digits mnist1d mnist --strategies clue typiclust falcun maxherding badge-skal
     python benchmarks/compact_results.py /tmp/qp && cp /tmp/qp/records.jsonl \
         benchmarks/results/quality_peers/records.jsonl
 """
@@ -54,7 +54,8 @@ FAMILIES = ["rf", "et", "gb", "bagging", "committee-sk", "committee-skorch", "mc
             "vlinear"]
 DATASETS = ["digits", "mnist1d", "mnist"]
 PEERS = ("modal-ubs", "badge", "coreset", "bald")
-#: scikit-activeml 1.0.1's strategies, run on the single-model tree families (rf, et, bagging)
+#: scikit-activeml 1.0.1's strategies, run on the single-model families (rf, et, bagging and
+#: the MC-dropout and variational skorch nets)
 SKAL = ("clue", "typiclust", "falcun", "maxherding", "badge-skal")
 SKAL_STORE = os.path.join(RESULTS, "quality_peers")
 PREV = "alpha_reliability=None"
